@@ -1,0 +1,53 @@
+/* queue: durable accept (blobs + queue rows), local delivery and queue inspection.
+ *
+ * Blob store (queue_blob.c): every message body is one immutable file
+ *   <data_dir>/blobs/<first 2 chars of id>/<id>
+ * written through <data_dir>/spool/tmp/<id>.tmp, fsync'ed, renamed into place, directory fsync'ed,
+ * and then made deliverable by one committed transaction (the `blob`, `message` and `queue_rcpt`
+ * rows). Only then does the SMTP server answer 250 (design.md §4, "Durability"). A blob is deleted
+ * when no `message` and no `mail` row references it.
+ *
+ * Local delivery (queue_deliver.c): for each queued recipient of kind 'local', store the message
+ * in the account's INBOX (store.h), honouring account forwarding (§4.5), mark it delivered; a
+ * message whose recipients are all done (delivered/failed) is removed from the queue and its blob
+ * unreferenced. Remote recipients stay 'queued' for outbound delivery. */
+#ifndef GANNET_QUEUE_QUEUE_H
+#define GANNET_QUEUE_QUEUE_H
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "dir/dir.h"
+
+#define QUEUE_ID_MAX 32
+
+/* ---- blobs (queue_blob.c) ---- */
+void queue_blob_path(const char *data_dir, const char *blob_id, char out[PATH_MAX]);
+void queue_blob_tmp_path(const char *data_dir, const char *blob_id, char out[PATH_MAX]);
+/* Create <data_dir>/blobs and <data_dir>/spool/tmp. */
+int queue_dirs_create(const char *data_dir, const char **err_r);
+/* A new unique id (time + counter + random; [0-9A-F]). Also used as the queue id. */
+void queue_id_new(char out[QUEUE_ID_MAX]);
+/* Inside the caller's transaction: if nothing references blob_id any more, delete its row and
+ * set *unlink_r so the caller unlinks the file after COMMIT (never before). */
+int queue_blob_release(sqlite3 *db, const char *blob_id, bool *unlink_r);
+/* At start: remove spool/tmp leftovers and blob files that have no committed row; logs each. */
+int queue_recover(sqlite3 *db, const char *data_dir, unsigned *removed_r);
+
+/* ---- local delivery (queue_deliver.c) ---- */
+struct queue_deliver_env {
+    const char *data_dir;
+    bool add_delivered_to; /* [smtp] add_delivered_to */
+};
+/* Deliver every queued local recipient of one message. Returns 0, or -1 on a database error
+ * (nothing half-done: each recipient is delivered in its own transaction). */
+int queue_deliver_message(sqlite3 *db, struct dir *dir, const struct queue_deliver_env *env,
+                          int64_t message_id, const char **err_r);
+/* Deliver every message that has queued local recipients (start-up recovery). */
+int queue_deliver_pending(sqlite3 *db, struct dir *dir, const struct queue_deliver_env *env,
+                          unsigned *delivered_r, const char **err_r);
+
+#endif
