@@ -14,7 +14,6 @@
     }
 
 STUB(cli_init)
-STUB(cli_check_config)
 STUB(cli_domain)
 STUB(cli_domain_alias)
 STUB(cli_account)
@@ -22,6 +21,3 @@ STUB(cli_alias)
 STUB(cli_list)
 STUB(cli_route)
 STUB(cli_iprange)
-STUB(cli_mailbox)
-STUB(cli_queue)
-STUB(server_main)

@@ -41,7 +41,8 @@ struct conf {
     char *user;
     char *log_level; /* debug | info | warning | error */
     /* [dns] */
-    char *nameservers; /* "" = /etc/resolv.conf */
+    char *nameservers; /* "" = /etc/resolv.conf; else "ip,ip:port,[v6]:port" (commas only, ready
+                        * for ares_set_servers_ports_csv) */
     /* [tls] */
     char *certificate;
     char *private_key;
@@ -71,6 +72,11 @@ void conf_free(struct conf **conf);
 /* Parse a duration ("10m", "2s", "24h", "36d", "90"): returns 0 and seconds, or -1. */
 int conf_parse_duration(const char *s, unsigned *seconds_r);
 int conf_parse_bool(const char *s, bool *value_r);
+
+/* Same as conf_load(), from text in memory; name is used in messages and as conf->path. */
+struct conf *conf_load_string(const char *text, const char *name, char **errors_r);
+/* The LOG_LEVEL_* (lib/log.h) that conf->log_level names. */
+int conf_log_level(const struct conf *conf);
 
 /* Write the reference table (markdown) of every setting to f; docs/configuration.md embeds it. */
 void conf_write_reference(FILE *f);

@@ -2,12 +2,14 @@
  *
  * addr_is_valid() is Gannet's one validity rule for envelope addresses:
  *   - total length <= 254;
- *   - local part: a quoted string "..." containing none of < > @ \  , or an unquoted run of
- *     characters excluding < > space @ \ " (dots anywhere allowed);
+ *   - local part: a quoted string "..." containing none of < > @ \ (possibly empty), or a
+ *     non-empty unquoted run of characters excluding < > space @ \ " (dots anywhere allowed);
+ *     control characters (0x00-0x1F, 0x7F) are refused in both forms;
  *   - exactly one '@' outside the quoted local part;
- *   - domain: an IPv4 literal [d.d.d.d] (1-3 digits per part), or 1..127 labels separated by
- *     single dots, each 1-63 chars of [A-Za-z0-9-], not starting with '-', ending alphanumeric;
- *     whole domain <= 255 chars. Single-label domains are valid. */
+ *   - domain: an IPv4 literal [d.d.d.d] (1-3 digits per part, each 0-255), or 1..127 labels
+ *     separated by single dots, each 1-63 chars of [A-Za-z0-9-], not starting with '-', ending
+ *     alphanumeric; whole domain <= 255 chars. Single-label domains are valid.
+ * All functions take NUL-terminated strings of any length and never read past the NUL. */
 #ifndef GANNET_MAIL_ADDR_H
 #define GANNET_MAIL_ADDR_H
 #include <stdbool.h>
@@ -22,7 +24,8 @@ bool addr_domain_is_valid(const char *domain);
  * or an address literal "[1.2.3.4]" / "[IPv6:...]". */
 bool addr_helo_is_valid(const char *arg);
 /* Split at the last '@' (outside quotes). local/domain buffers are ADDR_MAX bytes.
- * Returns -1 when there is no '@'. */
+ * Returns -1 (both outputs "") when there is no '@' or a part does not fit in ADDR_MAX bytes
+ * (never the case for an address that passes addr_is_valid). */
 int addr_split(const char *address, char *local_out, char *domain_out);
 /* Pointer to the domain part (after the last '@'), or "" when there is none. */
 const char *addr_domain(const char *address);

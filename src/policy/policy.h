@@ -28,16 +28,16 @@ struct policy_recipient {
 };
 
 struct policy_rcpt_request {
-    const char *sender;      /* MAIL FROM address, "" for the null sender */
-    const char *rcpt;        /* RCPT TO address (already syntax-checked) */
+    const char *sender; /* MAIL FROM address, "" for the null sender */
+    const char *rcpt;   /* RCPT TO address (already syntax-checked) */
     bool authenticated;
-    uint32_t iprange_flags;  /* DIR_IPR_* of the client's IP range */
+    uint32_t iprange_flags; /* DIR_IPR_* of the client's IP range */
 };
 
 struct policy_rcpt_result {
     enum policy_verdict verdict;
-    enum reply_id reply;     /* for REJECT/TEMPFAIL: the catalogue reply to send */
-    bool local_sender;       /* §2.3 classification, for logs and tests */
+    enum reply_id reply; /* for REJECT/TEMPFAIL: the catalogue reply to send */
+    bool local_sender;   /* §2.3 classification, for logs and tests */
     bool local_recipient;
     /* For ACCEPT: the expanded recipients (owned; free with policy_rcpt_result_free). */
     struct policy_recipient *recipients;
@@ -65,5 +65,12 @@ enum dir_result policy_max_message_kb(struct dir *d, const char *sender, unsigne
  * unauthenticated sender, without relay rules. Fills recipients like policy_rcpt_check. */
 void policy_expand_address(struct dir *d, const char *sender, const char *address, int hops,
                            struct policy_rcpt_result *res);
+
+/* Map an address through domain aliases (§4.4): local@alias-domain -> local@primary-domain.
+ * Addresses outside local domains (and strings without '@') are copied unchanged. On
+ * TEMPFAIL/PERMFAIL out holds the unchanged address. */
+enum dir_result policy_address_map(struct dir *d, const char *address, char out[ADDR_MAX]);
+/* out = local "@" domain; -1 (out untouched) when it would not fit in ADDR_MAX. */
+int policy_address_join(char out[ADDR_MAX], const char *local, const char *domain);
 
 #endif

@@ -42,11 +42,15 @@ void smtp_parse_verb(const char *line, char verb[SMTP_VERB_MAX], const char **ar
 /* MAIL: "MAIL FROM:" (case-insensitive) + optional spaces + path [SP params]. Returns the first
  * failure in this order: SYNTAX, INVALID_ADDR (non-empty address failing addr_is_valid), BAD_PARAM.
  * out->address is filled for every status but SYNTAX ("" for the null path <>, which is OK here:
- * the caller applies [smtp] allow_null_sender before looking at the status).
- * Accepted parameters (case-insensitive names): SIZE=<n>, BODY=7BIT|8BITMIME, AUTH=<anything>. */
+ * the caller applies [smtp] allow_null_sender before looking at the status; an over-long address
+ * is INVALID_ADDR and copied truncated). The parameters are parsed for every status but SYNTAX,
+ * so with INVALID_ADDR, size/body_8bit are filled and a non-empty bad_param means BAD_PARAM
+ * would follow. Accepted parameters (case-insensitive names): SIZE[=<n>] (non-digits -> 0),
+ * BODY=7BIT|8BITMIME, AUTH[=<anything>]. The grammar is quoted at the top of smtp_parse.c. */
 enum smtp_parse_status smtp_parse_mail(const char *line, struct smtp_mail_args *out);
 /* RCPT: "RCPT TO:" + path. Order: SYNTAX, BAD_PARAM (any parameter at all), INVALID_ADDR (the
- * address fails addr_is_valid; the null path <> is invalid here). */
+ * address fails addr_is_valid; the null path <> is invalid here). out->address is filled for
+ * every status but SYNTAX (truncated when over-long); bad_param only with BAD_PARAM. */
 enum smtp_parse_status smtp_parse_rcpt(const char *line, struct smtp_rcpt_args *out);
 
 #endif

@@ -1,0 +1,272 @@
+/* conn: client connection over a libevent bufferevent (see conn.h).
+ * Limits: input is read up to CONN_READ_HIGH bytes ahead of the session; output above
+ * CONN_WRITE_HIGH pauses input processing until it drains below CONN_WRITE_LOW. */
+#include "net/conn.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "lib/log.h"
+#include "lib/xalloc.h"
+
+#define CONN_READ_HIGH (512 * 1024)
+#define CONN_WRITE_HIGH (64 * 1024)
+#define CONN_WRITE_LOW (16 * 1024)
+
+struct conn {
+    struct event_base *base;
+    struct bufferevent *bev;
+    const struct conn_handler *h;
+    void *ctx;
+    struct ipaddr peer_ip;
+    int peer_port;
+    int local_port;
+    char peer_str[IPADDR_STRLEN];
+    bool paused;       /* by the owner */
+    bool out_blocked;  /* by backpressure */
+    bool closing;
+    bool closed_sent;
+    struct event *deferred; /* delivers on_closed / resumed input outside callers' stacks */
+    bool deferred_close;
+};
+
+static void conn_update_reading(struct conn *c)
+{
+    if (c->closing || c->paused || c->out_blocked)
+        bufferevent_disable(c->bev, EV_READ);
+    else
+        bufferevent_enable(c->bev, EV_READ);
+}
+
+static void conn_deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (c->deferred_close) {
+        if (!c->closed_sent) {
+            c->closed_sent = true;
+            c->h->on_closed(c->ctx); /* owner frees the conn here */
+        }
+        return;
+    }
+    if (!c->closing && !c->paused && !c->out_blocked &&
+        evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        c->h->on_input(c->ctx);
+}
+
+static void conn_schedule_close(struct conn *c)
+{
+    c->closing = true;
+    c->deferred_close = true;
+    bufferevent_disable(c->bev, EV_READ);
+    event_active(c->deferred, EV_TIMEOUT, 0);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (c->closing || c->paused || c->out_blocked)
+        return;
+    c->h->on_input(c->ctx);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    size_t out = evbuffer_get_length(bufferevent_get_output(bev));
+    if (c->closing) {
+        if (out == 0 && !c->deferred_close)
+            conn_schedule_close(c);
+        return;
+    }
+    if (c->out_blocked && out <= CONN_WRITE_LOW) {
+        c->out_blocked = false;
+        conn_update_reading(c);
+        event_active(c->deferred, EV_TIMEOUT, 0); /* process input that is already buffered */
+    }
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (what & BEV_EVENT_TIMEOUT) {
+        if (c->closing) {
+            conn_schedule_close(c); /* the peer does not read our last words */
+            return;
+        }
+        c->h->on_timeout(c->ctx);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (!c->deferred_close)
+            conn_schedule_close(c);
+    }
+}
+
+struct conn *conn_new(struct event_base *base, int fd, const struct conn_handler *h, void *ctx)
+{
+    struct conn *c = xcalloc(1, sizeof(*c));
+    c->base = base;
+    c->h = h;
+    c->ctx = ctx;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+        ipaddr_from_sockaddr((struct sockaddr *)&ss, &c->peer_ip, &c->peer_port);
+    ipaddr_format(&c->peer_ip, c->peer_str);
+    struct ipaddr local;
+    sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        ipaddr_from_sockaddr((struct sockaddr *)&ss, &local, &c->local_port);
+    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH);
+    c->deferred = event_new(base, -1, 0, conn_deferred_cb, c);
+    bufferevent_enable(c->bev, EV_WRITE);
+    conn_update_reading(c);
+    return c;
+}
+
+void conn_free(struct conn **cp)
+{
+    struct conn *c = *cp;
+    if (!c)
+        return;
+    bufferevent_free(c->bev);
+    event_free(c->deferred);
+    free(c);
+    *cp = NULL;
+}
+
+const struct ipaddr *conn_peer_ip(const struct conn *c)
+{
+    return &c->peer_ip;
+}
+
+const char *conn_peer_str(const struct conn *c)
+{
+    return c->peer_str;
+}
+
+int conn_peer_port(const struct conn *c)
+{
+    return c->peer_port;
+}
+
+int conn_local_port(const struct conn *c)
+{
+    return c->local_port;
+}
+
+struct evbuffer *conn_input(struct conn *c)
+{
+    return bufferevent_get_input(c->bev);
+}
+
+struct bufferevent *conn_bev(struct conn *c)
+{
+    return c->bev;
+}
+
+void conn_set_timeout(struct conn *c, unsigned seconds)
+{
+    struct timeval tv = {(time_t)seconds, 0};
+    bufferevent_set_timeouts(c->bev, seconds ? &tv : NULL, seconds ? &tv : NULL);
+}
+
+void conn_write(struct conn *c, const void *data, size_t len)
+{
+    if (c->deferred_close)
+        return;
+    bufferevent_write(c->bev, data, len);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > CONN_WRITE_HIGH && !c->out_blocked) {
+        c->out_blocked = true;
+        bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOW, 0);
+        conn_update_reading(c);
+    }
+}
+
+void conn_pause(struct conn *c)
+{
+    c->paused = true;
+    conn_update_reading(c);
+}
+
+void conn_resume(struct conn *c)
+{
+    if (!c->paused)
+        return;
+    c->paused = false;
+    conn_update_reading(c);
+    if (!c->closing)
+        event_active(c->deferred, EV_TIMEOUT, 0);
+}
+
+bool conn_is_paused(const struct conn *c)
+{
+    return c->paused;
+}
+
+bool conn_output_blocked(const struct conn *c)
+{
+    return c->out_blocked;
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_schedule_close(c);
+    } else {
+        /* Give the peer a few seconds to take our last reply, then drop it. */
+        struct timeval tv = {5, 0};
+        bufferevent_set_timeouts(c->bev, NULL, &tv);
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    }
+}
+
+bool conn_is_closing(const struct conn *c)
+{
+    return c->closing;
+}
+
+enum conn_line_status conn_read_line(struct conn *c, size_t max_len, size_t hard_max,
+                                     struct buf *line)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_ptr p = evbuffer_search(in, "\r\n", 2, NULL);
+    if (p.pos < 0) {
+        if (evbuffer_get_length(in) >= hard_max)
+            return CONN_LINE_EXCESSIVE;
+        return CONN_LINE_NONE;
+    }
+    size_t n = (size_t)p.pos;
+    if (n > max_len) {
+        evbuffer_drain(in, n + 2);
+        return CONN_LINE_TOO_LONG;
+    }
+    buf_reset(line);
+    char tmp[1024];
+    size_t left = n;
+    while (left > 0) {
+        size_t k = left < sizeof(tmp) ? left : sizeof(tmp);
+        evbuffer_remove(in, tmp, k);
+        if (buf_append(line, tmp, k) < 0) {
+            evbuffer_drain(in, left - k + 2);
+            return CONN_LINE_TOO_LONG;
+        }
+        left -= k;
+    }
+    evbuffer_drain(in, 2);
+    return CONN_LINE_OK;
+}

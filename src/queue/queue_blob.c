@@ -1,0 +1,261 @@
+/* queue_blob: the file side of the blob store (queue.h) — where blob files live, unique ids,
+ * releasing a blob when its last reference goes, and start-up recovery (design.md §4).
+ *
+ *   queue_blob_path / queue_blob_tmp_path   <data_dir>/blobs/XX/<id>, <data_dir>/spool/tmp/<id>.tmp
+ *   queue_dirs_create                       data_dir, blobs/ with its 256 fan-out dirs 00..FF, spool/tmp
+ *   queue_id_new                            18 upper-case hex digits: 10 of the low 40 bits of the
+ *                                           microsecond clock, 4 of a per-process counter (random
+ *                                           start), 4 random
+ *   queue_blob_release                      drop the blob row when nothing references it; the
+ *                                           caller unlinks the file only after COMMIT
+ *   queue_recover                           remove spool/tmp leftovers and blob files without a
+ *                                           committed row (logged as "removed partial spool file")
+ *
+ * The clock bits come first so that the two-character fan-out directory changes about every 71
+ * minutes and spreads files over all 256 directories. Failures return -1 with a message. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "queue/queue.h"
+
+void queue_blob_path(const char *data_dir, const char *blob_id, char out[PATH_MAX])
+{
+    char fan[3] = {blob_id[0] ? blob_id[0] : '_', blob_id[0] && blob_id[1] ? blob_id[1] : '_', 0};
+    snprintf(out, PATH_MAX, "%s/blobs/%s/%s", data_dir, fan, blob_id);
+}
+
+void queue_blob_tmp_path(const char *data_dir, const char *blob_id, char out[PATH_MAX])
+{
+    snprintf(out, PATH_MAX, "%s/spool/tmp/%s.tmp", data_dir, blob_id);
+}
+
+/* mkdir that accepts an existing directory. */
+static int mkdir_one(const char *path, const char **err_r)
+{
+    if (mkdir(path, 0750) == 0)
+        return 0;
+    struct stat st;
+    if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    static __thread char msg[PATH_MAX + 64];
+    snprintf(msg, sizeof(msg), "cannot create directory %s: %s", path, strerror(errno));
+    *err_r = msg;
+    return -1;
+}
+
+/* mkdir -p */
+static int mkdir_parents(const char *path, const char **err_r)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp)) {
+        *err_r = "data directory path too long";
+        return -1;
+    }
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir_one(tmp, err_r) < 0)
+            return -1;
+        *p = '/';
+    }
+    return mkdir_one(tmp, err_r);
+}
+
+int queue_dirs_create(const char *data_dir, const char **err_r)
+{
+    char path[PATH_MAX];
+    if (mkdir_parents(data_dir, err_r) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/blobs", data_dir);
+    if (mkdir_one(path, err_r) < 0)
+        return -1;
+    static const char hex[] = "0123456789ABCDEF";
+    for (int i = 0; i < 256; i++) {
+        snprintf(path, sizeof(path), "%s/blobs/%c%c", data_dir, hex[i >> 4], hex[i & 15]);
+        if (mkdir_one(path, err_r) < 0)
+            return -1;
+    }
+    snprintf(path, sizeof(path), "%s/spool", data_dir);
+    if (mkdir_one(path, err_r) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/spool/tmp", data_dir);
+    return mkdir_one(path, err_r);
+}
+
+static uint16_t random16(void)
+{
+    uint16_t v = 0;
+    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+        /* getrandom cannot fail for 2 bytes once the pool is initialised; fall back anyway. */
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        v = (uint16_t)((unsigned)tv.tv_usec ^ ((unsigned)getpid() << 3));
+    }
+    return v;
+}
+
+void queue_id_new(char out[QUEUE_ID_MAX])
+{
+    static atomic_uint counter;
+    static atomic_bool seeded;
+    if (!atomic_exchange(&seeded, true))
+        atomic_fetch_add(&counter, random16());
+    unsigned n = atomic_fetch_add(&counter, 1) & 0xFFFFu;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    uint64_t usec = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+    snprintf(out, QUEUE_ID_MAX, "%010llX%04X%04X", (unsigned long long)(usec & 0xFFFFFFFFFFull),
+             n, (unsigned)random16());
+}
+
+static int db_fail(sqlite3 *db, const char *what, const char **err_r)
+{
+    static __thread char msg[512];
+    snprintf(msg, sizeof(msg), "%s: %s", what, sqlite3_errmsg(db));
+    if (err_r)
+        *err_r = msg;
+    return -1;
+}
+
+int queue_blob_release(sqlite3 *db, const char *blob_id, bool *unlink_r)
+{
+    *unlink_r = false;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1)"
+                           "    OR EXISTS (SELECT 1 FROM mail WHERE blob_id = ?1)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        log_error("blob %s: %s", blob_id, sqlite3_errmsg(db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, blob_id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        log_error("blob %s: %s", blob_id, sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    bool used = sqlite3_column_int(st, 0) != 0;
+    sqlite3_finalize(st);
+    if (used)
+        return 0;
+    if (sqlite3_prepare_v2(db, "DELETE FROM blob WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
+        log_error("blob %s: %s", blob_id, sqlite3_errmsg(db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, blob_id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        log_error("blob %s: %s", blob_id, sqlite3_errmsg(db));
+        return -1;
+    }
+    *unlink_r = true;
+    return 0;
+}
+
+/* ---- recovery ---- */
+
+struct recover {
+    sqlite3 *db;
+    sqlite3_stmt *has_row;
+    const char *data_dir;
+    unsigned removed;
+};
+
+static void remove_partial(struct recover *rc, const char *path)
+{
+    if (unlink(path) == 0 || errno == ENOENT) {
+        log_warn("removed partial spool file %s", path);
+        rc->removed++;
+    } else {
+        log_error("cannot remove partial spool file %s: %s", path, strerror(errno));
+    }
+}
+
+/* Does a committed blob row name this file, at its canonical path? -1 on a database error. */
+static int blob_is_committed(struct recover *rc, const char *name, const char *path)
+{
+    char want[PATH_MAX];
+    queue_blob_path(rc->data_dir, name, want);
+    if (strcmp(want, path) != 0)
+        return 0;
+    sqlite3_reset(rc->has_row);
+    sqlite3_bind_text(rc->has_row, 1, name, -1, SQLITE_TRANSIENT);
+    int r = sqlite3_step(rc->has_row);
+    if (r == SQLITE_ROW)
+        return 1;
+    if (r == SQLITE_DONE)
+        return 0;
+    return db_fail(rc->db, "queue recovery", NULL);
+}
+
+/* Walk one directory: every regular file is checked (check_rows) or removed outright; sub
+ * directories are walked when depth allows. */
+static int recover_dir(struct recover *rc, const char *dir, bool check_rows, int depth)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        log_error("queue recovery: cannot open %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    int ret = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
+            continue;
+        struct stat st;
+        if (lstat(path, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (depth > 0 && recover_dir(rc, path, check_rows, depth - 1) < 0)
+                ret = -1;
+            continue;
+        }
+        if (check_rows) {
+            int c = blob_is_committed(rc, e->d_name, path);
+            if (c < 0) {
+                ret = -1;
+                break;
+            }
+            if (c > 0)
+                continue;
+        }
+        remove_partial(rc, path);
+    }
+    closedir(d);
+    return ret;
+}
+
+int queue_recover(sqlite3 *db, const char *data_dir, unsigned *removed_r)
+{
+    struct recover rc = {.db = db, .data_dir = data_dir};
+    *removed_r = 0;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM blob WHERE id = ?1", -1, &rc.has_row, NULL) !=
+        SQLITE_OK) {
+        log_error("queue recovery: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/spool/tmp", data_dir);
+    int ret = recover_dir(&rc, path, false, 0);
+    snprintf(path, sizeof(path), "%s/blobs", data_dir);
+    if (recover_dir(&rc, path, true, 1) < 0)
+        ret = -1;
+    sqlite3_finalize(rc.has_row);
+    *removed_r = rc.removed;
+    return ret;
+}

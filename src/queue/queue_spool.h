@@ -1,0 +1,54 @@
+/* queue_spool: the durable accept path (design.md §4 "Durability").
+ *
+ *   queue_spool_open    create <data_dir>/spool/tmp/<id>.tmp           (worker thread)
+ *   queue_spool_write   append bytes                                   (worker thread)
+ *   queue_spool_commit  fsync file, rename into blobs/, fsync the directory, then ONE transaction
+ *                       inserting the blob, message and queue_rcpt rows (worker thread)
+ *   queue_spool_abort   close and unlink the temporary file
+ *
+ * The SMTP server answers 250 only after queue_spool_commit returned QUEUE_COMMIT_OK. Any failure
+ * removes the partial message (tmp file or renamed blob) and is answered with a 451. */
+#ifndef GANNET_QUEUE_SPOOL_H
+#define GANNET_QUEUE_SPOOL_H
+#include <limits.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "policy/policy.h"
+#include "queue/queue.h"
+
+struct queue_spool_file {
+    char id[QUEUE_ID_MAX];
+    char tmp_path[PATH_MAX];
+    int fd;
+    uint64_t written;
+};
+
+struct queue_envelope {
+    const char *sender; /* "" = null sender */
+    const struct policy_recipient *rcpts;
+    size_t rcpts_count;
+    const char *client_ip;
+    const char *helo;
+    const char *auth_user; /* "" when not authenticated */
+    time_t received_at;
+};
+
+enum queue_commit_result {
+    QUEUE_COMMIT_OK = 0,
+    QUEUE_COMMIT_SPOOL_FAILED, /* bytes could not be made durable: 451 Rejected - No data saved. */
+    QUEUE_COMMIT_DB_FAILED,    /* 451 Your message was received but it could not be saved... */
+};
+
+/* id must already be set (queue_id_new) so the Received header can name it. fd = -1 on error. */
+int queue_spool_open(const char *data_dir, struct queue_spool_file *f, const char **err_r);
+int queue_spool_write(struct queue_spool_file *f, const void *p, size_t n, const char **err_r);
+void queue_spool_abort(struct queue_spool_file *f);
+enum queue_commit_result queue_spool_commit(sqlite3 *db, const char *data_dir,
+                                            struct queue_spool_file *f,
+                                            const struct queue_envelope *env,
+                                            int64_t *message_id_r, const char **err_r);
+
+#endif
