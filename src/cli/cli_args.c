@@ -3,6 +3,7 @@
  * problems print "gannet: ..." and return 1; configuration problems return CLI_EX_CONFIG (78). */
 #include "cli/cli_args.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "dir/dir_db.h"
+#include "lib/str.h"
 #include "lib/xalloc.h"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
@@ -100,6 +102,20 @@ int cli_args_parse(struct cli_args *a, const char *cmd, const struct cli_opt *op
     return 0;
 }
 
+int cli_args_begin(struct cli_args *a, const char *cmd, const char *usage,
+                   const struct cli_opt *opts, const char *const *pos_names, int min_pos, int argc,
+                   char **argv)
+{
+    int rc = cli_args_parse(a, cmd, opts, pos_names, min_pos, argc, argv);
+    if (rc != 0)
+        return rc;
+    if (a->help) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    return -1;
+}
+
 void cli_args_free(struct cli_args *a)
 {
     for (size_t i = 0; i < CLI_ARGS_OPTS_MAX; i++)
@@ -134,6 +150,12 @@ size_t cli_args_all(const struct cli_args *a, const char *name, const char *cons
     return (size_t)a->count[o];
 }
 
+const char *cli_args_none(const struct cli_args *a, const char *name)
+{
+    const char *v = cli_args_get(a, name, 0);
+    return v && str_ieq(v, "none") ? "" : v;
+}
+
 int cli_args_flag(const struct cli_args *a, const char *on, const char *off, int *v_r)
 {
     bool y = cli_args_has(a, on), n = cli_args_has(a, off);
@@ -143,8 +165,7 @@ int cli_args_flag(const struct cli_args *a, const char *on, const char *off, int
     return 0;
 }
 
-int cli_args_int(const struct cli_args *a, const char *name, int64_t min, int64_t max,
-                 int64_t *v_r)
+int cli_args_int(const struct cli_args *a, const char *name, int64_t min, int64_t max, int64_t *v_r)
 {
     const char *s = cli_args_get(a, name, 0);
     if (!s)
@@ -190,6 +211,27 @@ void cli_db_close(struct cli_db *c)
 {
     dir_db_close(&c->db);
     conf_free(&c->conf);
+}
+
+int cli_del_one(const char *config_path, int argc, char **argv, const char *cmd, const char *usage,
+                const char *pos_name,
+                int (*del_fn)(sqlite3 *db, const char *name, const char **err_r))
+{
+    static const struct cli_opt no_opts[] = {{NULL, 0, false}};
+    const char *const pos[] = {pos_name, NULL};
+    struct cli_args a;
+    int rc = cli_args_begin(&a, cmd, usage, no_opts, pos, 1, argc, argv);
+    if (rc >= 0)
+        goto out;
+    struct cli_db c;
+    if ((rc = cli_db_open(config_path, &c)) != 0)
+        goto out;
+    const char *err = NULL;
+    rc = del_fn(c.db, a.pos[0], &err) < 0 ? cli_fail(err) : 0;
+    cli_db_close(&c);
+out:
+    cli_args_free(&a);
+    return rc;
 }
 
 const char *cli_str(const char *s)

@@ -42,6 +42,11 @@ struct cli_args {
 int cli_args_parse(struct cli_args *a, const char *cmd, const struct cli_opt *opts,
                    const char *const *pos_names, int min_pos, int argc, char **argv);
 void cli_args_free(struct cli_args *a);
+/* cli_args_parse, then --help: prints usage on stdout. Returns -1 when the command should go
+ * on, else its exit status (0 after --help, CLI_EX_USAGE). Call cli_args_free() either way. */
+int cli_args_begin(struct cli_args *a, const char *cmd, const char *usage,
+                   const struct cli_opt *opts, const char *const *pos_names, int min_pos, int argc,
+                   char **argv);
 
 bool cli_args_has(const struct cli_args *a, const char *name);
 /* The value (index 0 or 1 of a two-value option) of the last occurrence, or NULL. */
@@ -71,6 +76,14 @@ struct cli_db {
  * the problem and returns the exit status (CLI_EX_CONFIG, 1) on failure, 0 on success. */
 int cli_db_open(const char *config_path, struct cli_db *c);
 void cli_db_close(struct cli_db *c);
+
+/* A `del NAME` subcommand without options: parse, open the database, del_fn(db, NAME). */
+int cli_del_one(const char *config_path, int argc, char **argv, const char *cmd, const char *usage,
+                const char *pos_name,
+                int (*del_fn)(sqlite3 *db, const char *name, const char **err_r));
+
+/* An option value where "none" (any case) means "" (cleared); NULL when absent. */
+const char *cli_args_none(const struct cli_args *a, const char *name);
 
 /* Table output: a string field ("-" for empty) and yes/no. */
 const char *cli_str(const char *s);

@@ -96,8 +96,10 @@ static void flags_format(uint32_t flags, char *out, size_t size)
     static const struct {
         uint32_t bit;
         const char *name;
-    } names[] = {{STORE_FLAG_SEEN, "\\Seen"},       {STORE_FLAG_ANSWERED, "\\Answered"},
-                 {STORE_FLAG_FLAGGED, "\\Flagged"}, {STORE_FLAG_DELETED, "\\Deleted"},
+    } names[] = {{STORE_FLAG_SEEN, "\\Seen"},
+                 {STORE_FLAG_ANSWERED, "\\Answered"},
+                 {STORE_FLAG_FLAGGED, "\\Flagged"},
+                 {STORE_FLAG_DELETED, "\\Deleted"},
                  {STORE_FLAG_DRAFT, "\\Draft"}};
     out[0] = '\0';
     size_t len = 0;
@@ -189,8 +191,7 @@ static int mailbox_cat(struct mb_ctx *c, const char *addr, uint32_t uid, const c
         return 1;
     }
     if (r == 0) {
-        fprintf(stderr, "gannet: no message with UID %" PRIu32 " in %s of %s\n", uid, folder,
-                addr);
+        fprintf(stderr, "gannet: no message with UID %" PRIu32 " in %s of %s\n", uid, folder, addr);
         return 1;
     }
     struct buf out;

@@ -303,8 +303,8 @@ dbfail:
 
 static int queue_flush(struct q_ctx *c)
 {
-    if (sqlite3_exec(c->db, "UPDATE queue_rcpt SET next_try = 0 WHERE state = 'queued'", NULL,
-                     NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(c->db, "UPDATE queue_rcpt SET next_try = 0 WHERE state = 'queued'", NULL, NULL,
+                     NULL) != SQLITE_OK)
         return q_dberr(c);
     int n = sqlite3_changes(c->db);
     printf("%d recipient%s scheduled\n", n, n == 1 ? "" : "s");
@@ -329,8 +329,7 @@ int cli_queue(const char *config_path, int argc, char **argv)
     else if (strcmp(sub, "show") == 0 || strcmp(sub, "del") == 0)
         want = 1;
     else {
-        fprintf(stderr, "gannet queue: unknown subcommand '%s' (list, show, del or flush)\n",
-                sub);
+        fprintf(stderr, "gannet queue: unknown subcommand '%s' (list, show, del or flush)\n", sub);
         return CLI_EX_USAGE;
     }
     for (int i = 2; i < argc; i++)

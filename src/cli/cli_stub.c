@@ -13,11 +13,3 @@
         return 1;                                                                                  \
     }
 
-STUB(cli_init)
-STUB(cli_domain)
-STUB(cli_domain_alias)
-STUB(cli_account)
-STUB(cli_alias)
-STUB(cli_list)
-STUB(cli_route)
-STUB(cli_iprange)

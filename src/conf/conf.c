@@ -315,7 +315,6 @@ struct conf_loader {
     char *label;                          /* "[smtp]", "[listener:mx]" for messages */
     int set_line[CONF_N_SETTINGS];        /* singleton sections: line each key was set on */
     int (*listener_set)[CONF_N_SETTINGS]; /* the same per listener */
-    int *listener_address_line;
     struct conf_error *errors;
     size_t errors_count, errors_cap;
 };
@@ -628,12 +627,9 @@ static void listener_add(struct conf_loader *ld, const char *name)
     size_t n = conf->listeners_count;
     conf->listeners = xrealloc(conf->listeners, (n + 1) * sizeof(*conf->listeners));
     ld->listener_set = xrealloc(ld->listener_set, (n + 1) * sizeof(*ld->listener_set));
-    ld->listener_address_line =
-        xrealloc(ld->listener_address_line, (n + 1) * sizeof(*ld->listener_address_line));
     struct conf_listener *l = &conf->listeners[n];
     memset(l, 0, sizeof(*l));
     memset(ld->listener_set[n], 0, sizeof(ld->listener_set[n]));
-    ld->listener_address_line[n] = 0;
     l->name = xstrdup(name);
     l->line = ld->lineno;
     section_defaults(CONF_SEC_listener, l);
@@ -753,7 +749,6 @@ static int handler(void *user, const char *inih_section, const char *key, const 
                 break;
             }
         }
-        ld->listener_address_line[ld->listener] = ld->lineno;
     }
     return 1;
 }
@@ -836,7 +831,7 @@ static struct conf *load_text(const char *text, size_t len, const char *name, ch
             err_add(&ld, r > 0 ? r : 0, "cannot parse (inih error %d)", r);
     }
     for (size_t i = 0; i < ld.conf->listeners_count; i++)
-        if (!ld.conf->listeners[i].address)
+        if (!ld.listener_set[i][CONF_IDX_listener_address]) /* not "invalid": missing */
             err_add(&ld, ld.conf->listeners[i].line,
                     "[listener:%s] address: missing (every listener needs one, e.g. "
                     "127.0.0.1:2525)",
@@ -867,7 +862,6 @@ static struct conf *load_text(const char *text, size_t len, const char *name, ch
     free(ld.errors);
     free(ld.label);
     free(ld.listener_set);
-    free(ld.listener_address_line);
     return conf;
 }
 
@@ -919,12 +913,12 @@ int conf_log_level(const struct conf *conf)
 
 /* ---- reference --------------------------------------------------------------------------- */
 
-/* Markdown table cell text: '|' escaped, '<' '>' as entities. */
+/* Markdown table cell text: '|' and '*' escaped, '<' '>' as entities. */
 static void md_text(FILE *f, const char *s)
 {
     for (; *s; s++) {
-        if (*s == '|')
-            fputs("\\|", f);
+        if (*s == '|' || *s == '*')
+            fprintf(f, "\\%c", *s);
         else if (*s == '<')
             fputs("&lt;", f);
         else if (*s == '>')
@@ -985,7 +979,9 @@ void conf_write_reference(FILE *f)
         const struct conf_section_def *sec = &sections[s->section];
         fprintf(f, "| `[%s%s]` | `%s` | ", sec->id, sec->named ? ":NAME" : "", s->key);
         md_type(f, s);
-        if (*s->def)
+        if (s->type == CONF_T_ADDRESS)
+            fputs(" | (required) | ", f);
+        else if (*s->def)
             fprintf(f, " | `%s` | ", s->def);
         else
             fputs(" | (empty) | ", f);

@@ -22,7 +22,7 @@ enum conf_security {
 };
 
 struct conf_listener {
-    char *name;    /* NAME of [listener:NAME] */
+    char *name; /* NAME of [listener:NAME] */
     enum conf_protocol protocol;
     char *address; /* as written: "127.0.0.1:2525", "[::1]:2525", "*:25" */
     char *host;    /* parsed host part without brackets ("" or "*" = any) */

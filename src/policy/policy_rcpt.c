@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/log.h"
 #include "lib/str.h"
 #include "lib/xalloc.h"
 
@@ -69,7 +70,7 @@ struct ctx {
     char sender_mapped[ADDR_MAX];
     bool sender_mapped_done;
 
-    int64_t *checked_lists; /* lists whose permission is checked or being checked */
+    struct list_depth *checked; /* lists whose permission is checked (or being checked) */
     size_t n_checked;
 
     struct list_depth *expanded; /* lists expanded, with the smallest depth they were met at */
@@ -178,11 +179,29 @@ static void ctx_init(struct ctx *c, struct dir *d, const char *sender, bool auth
 
 static void ctx_free(struct ctx *c)
 {
-    free(c->checked_lists);
+    free(c->checked);
     free(c->expanded);
     free(c->rcpts);
     free(c->hash);
     memset(c, 0, sizeof(*c));
+}
+
+/* Lists are walked (checked, expanded) once per call, unless met again higher up, where more of
+ * their subtree fits under the hop limit: this bounds the work on lists that contain themselves
+ * or each other, without losing what a shallower path reaches. True: walk it now. */
+static bool list_visit(struct list_depth **arr, size_t *n, int64_t id, int depth)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if ((*arr)[i].id == id) {
+            if ((*arr)[i].depth <= depth)
+                return false;
+            (*arr)[i].depth = depth;
+            return true;
+        }
+    }
+    *arr = xrealloc(*arr, (*n + 1) * sizeof(**arr));
+    (*arr)[(*n)++] = (struct list_depth){.id = id, .depth = depth};
+    return true;
 }
 
 /* ---- one hop ---- */
@@ -311,12 +330,8 @@ static enum reply_id check_list(struct ctx *c, const struct dir_list *list, int 
 {
     if (!c->list_checks)
         return R_250_OK;
-    for (size_t i = 0; i < c->n_checked; i++) {
-        if (c->checked_lists[i] == list->id)
-            return R_250_OK; /* already checked (or being checked: a list containing itself) */
-    }
-    c->checked_lists = xrealloc(c->checked_lists, (c->n_checked + 1) * sizeof(*c->checked_lists));
-    c->checked_lists[c->n_checked++] = list->id;
+    if (!list_visit(&c->checked, &c->n_checked, list->id, hops))
+        return R_250_OK; /* already checked (or being checked: a list containing itself) */
 
     if (list->require_auth && !c->authenticated)
         return R_AUTH_REQUIRED;
@@ -348,8 +363,8 @@ static enum reply_id check_list(struct ctx *c, const struct dir_list *list, int 
     return rr;
 }
 
-/* §4.1 for one address: R_250_OK, or the reply of the first failure (R_TEMP_LOOKUP with c->fail set
- * on a directory failure). first: this is the RCPT address itself, whose first hop decides
+/* §4.1 for one address: R_250_OK, or the reply of the first failure (R_TEMP_LOOKUP with c->fail
+ * set on a directory failure). first: this is the RCPT address itself, whose first hop decides
  * *local_recipient_r (§2.3). */
 static enum reply_id check_address(struct ctx *c, const char *address, int hops, bool first,
                                    bool *local_recipient_r)
@@ -431,21 +446,8 @@ static int expand_address(struct ctx *c, const char *address, int depth);
 
 static int expand_list(struct ctx *c, const struct dir_list *list, int depth)
 {
-    /* Each list is expanded once, unless met again higher up (where more of its subtree fits
-     * under the depth limit): bounds the work on lists containing themselves or each other. */
-    struct list_depth *seen = NULL;
-    for (size_t i = 0; i < c->n_expanded; i++) {
-        if (c->expanded[i].id == list->id)
-            seen = &c->expanded[i];
-    }
-    if (seen && seen->depth <= depth)
+    if (!list_visit(&c->expanded, &c->n_expanded, list->id, depth))
         return 0;
-    if (seen) {
-        seen->depth = depth;
-    } else {
-        c->expanded = xrealloc(c->expanded, (c->n_expanded + 1) * sizeof(*c->expanded));
-        c->expanded[c->n_expanded++] = (struct list_depth){.id = list->id, .depth = depth};
-    }
 
     struct strvec members = {0};
     enum dir_result r = list_members_get(c, list->id, &members);
@@ -507,12 +509,20 @@ static void result_reply(struct policy_rcpt_result *res, enum policy_verdict ver
     res->reply = reply;
 }
 
+/* Any directory failure: 451, logged once here. */
+static void result_tempfail(const struct ctx *c, struct policy_rcpt_result *res)
+{
+    log_warn("policy: directory %s while resolving <%s> (sender <%s>): answering 451",
+             dir_result_name(c->fail), c->original, c->sender);
+    result_reply(res, POLICY_TEMPFAIL, R_TEMP_LOOKUP);
+}
+
 /* Expand into res (ACCEPT), or answer TEMPFAIL / 550 Unknown user when nothing comes out. */
 static void expand_into(struct ctx *c, const char *address, int hops,
                         struct policy_rcpt_result *res)
 {
     if (expand_address(c, address, hops) < 0) {
-        result_reply(res, POLICY_TEMPFAIL, R_TEMP_LOOKUP);
+        result_tempfail(c, res);
         return;
     }
     if (c->n_rcpts == 0) {
@@ -535,12 +545,17 @@ void policy_rcpt_check(struct dir *d, const struct policy_rcpt_request *req,
 
     enum reply_id rr = check_address(&c, req->rcpt, 1, true, &res->local_recipient);
     if (rr != R_250_OK) {
-        result_reply(res, rr == R_TEMP_LOOKUP ? POLICY_TEMPFAIL : POLICY_REJECT, rr);
+        if (rr == R_TEMP_LOOKUP)
+            result_tempfail(&c, res);
+        else
+            result_reply(res, POLICY_REJECT, rr);
         goto out;
     }
 
-    if (policy_sender_is_local(d, c.sender, &res->local_sender) != DIR_OK) {
-        result_reply(res, POLICY_TEMPFAIL, R_TEMP_LOOKUP);
+    enum dir_result dr = policy_sender_is_local(d, c.sender, &res->local_sender);
+    if (dr != DIR_OK) {
+        temp(&c, dr);
+        result_tempfail(&c, res);
         goto out;
     }
     /* §2.3: the direction's "allow deliveries" bit, then its "require SMTP auth" bit. */
@@ -576,10 +591,12 @@ void policy_expand_address(struct dir *d, const char *sender, const char *addres
     struct ctx c;
     ctx_init(&c, d, sender, false, false, address);
     enum reply_id rr = check_address(&c, address, hops, true, &res->local_recipient);
-    if (rr != R_250_OK)
-        result_reply(res, rr == R_TEMP_LOOKUP ? POLICY_TEMPFAIL : POLICY_REJECT, rr);
-    else
+    if (rr == R_250_OK)
         expand_into(&c, address, hops, res);
+    else if (rr == R_TEMP_LOOKUP)
+        result_tempfail(&c, res);
+    else
+        result_reply(res, POLICY_REJECT, rr);
     ctx_free(&c);
 }
 

@@ -2,14 +2,17 @@
  * releasing a blob when its last reference goes, and start-up recovery (design.md §4).
  *
  *   queue_blob_path / queue_blob_tmp_path   <data_dir>/blobs/XX/<id>, <data_dir>/spool/tmp/<id>.tmp
- *   queue_dirs_create                       data_dir, blobs/ with its 256 fan-out dirs 00..FF, spool/tmp
- *   queue_id_new                            18 upper-case hex digits: 10 of the low 40 bits of the
- *                                           microsecond clock, 4 of a per-process counter (random
- *                                           start), 4 random
- *   queue_blob_release                      drop the blob row when nothing references it; the
- *                                           caller unlinks the file only after COMMIT
+ *   queue_dirs_create                       data_dir, blobs/ with its 256 fan-out dirs 00..FF,
+ * spool/tmp queue_id_new                            18 upper-case hex digits: 10 of the low 40 bits
+ * of the microsecond clock, 4 of a per-process counter (random start), 4 random queue_blob_release
+ * drop the blob row when nothing references it; the caller unlinks the file only after COMMIT
  *   queue_recover                           remove spool/tmp leftovers and blob files without a
- *                                           committed row (logged as "removed partial spool file")
+ *                                           committed row (logged as "removed partial spool file");
+ *                                           first drops blob rows nothing references any more (left
+ *                                           by deleting accounts or domains with their mailboxes),
+ *                                           so their files go too. This relies on every writer
+ *                                           inserting a blob row in the same transaction as its
+ *                                           first reference, and runs only at start.
  *
  * The clock bits come first so that the two-character fan-out directory changes about every 71
  * minutes and spreads files over all 256 directories. Failures return -1 with a message. */
@@ -113,8 +116,8 @@ void queue_id_new(char out[QUEUE_ID_MAX])
     struct timeval tv;
     gettimeofday(&tv, NULL);
     uint64_t usec = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-    snprintf(out, QUEUE_ID_MAX, "%010llX%04X%04X", (unsigned long long)(usec & 0xFFFFFFFFFFull),
-             n, (unsigned)random16());
+    snprintf(out, QUEUE_ID_MAX, "%010llX%04X%04X", (unsigned long long)(usec & 0xFFFFFFFFFFull), n,
+             (unsigned)random16());
 }
 
 static int db_fail(sqlite3 *db, const char *what, const char **err_r)
@@ -249,9 +252,31 @@ int queue_recover(sqlite3 *db, const char *data_dir, unsigned *removed_r)
         log_error("queue recovery: %s", sqlite3_errmsg(db));
         return -1;
     }
+    int ret = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "DELETE FROM blob WHERE NOT EXISTS (SELECT 1 FROM message"
+                           "   WHERE message.blob_id = blob.id)"
+                           " AND NOT EXISTS (SELECT 1 FROM mail WHERE mail.blob_id = blob.id)"
+                           " RETURNING id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        log_error("queue recovery: %s", sqlite3_errmsg(db));
+        ret = -1;
+    } else {
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW)
+            log_info("queue recovery: blob %s is no longer referenced",
+                     (const char *)sqlite3_column_text(st, 0));
+        if (r != SQLITE_DONE) {
+            log_error("queue recovery: %s", sqlite3_errmsg(db));
+            ret = -1;
+        }
+    }
+    sqlite3_finalize(st);
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/spool/tmp", data_dir);
-    int ret = recover_dir(&rc, path, false, 0);
+    if (recover_dir(&rc, path, false, 0) < 0)
+        ret = -1;
     snprintf(path, sizeof(path), "%s/blobs", data_dir);
     if (recover_dir(&rc, path, true, 1) < 0)
         ret = -1;

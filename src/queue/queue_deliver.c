@@ -6,7 +6,8 @@
  *                           local recipients that forwarding adds on the way; then remove the
  *                           message when no recipient is queued or held any more
  *   queue_deliver_pending   the same for every message with queued local recipients, plus
- *                           clean-up of messages left finished by a crash
+ *                           clean-up of messages left finished by a crash; *delivered_r counts
+ *                           the messages processed
  *
  * Each recipient is one transaction (new forwarding rows + mailbox row + state change), so a
  * crash may deliver a copy twice but never loses one. The blob file is unlinked only after the
@@ -126,6 +127,23 @@ static int next_local(sqlite3 *db, int64_t message_id, struct rcpt_row *r, const
     return ret;
 }
 
+/* 1 when the recipient row still exists in state 'queued', 0 when not, -1 on error. */
+static int rcpt_is_queued(sqlite3 *db, int64_t rcpt_id, const char **err_r)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT state = 'queued' FROM queue_rcpt WHERE id = ?1", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(db, "recipient state", err_r);
+    sqlite3_bind_int64(st, 1, rcpt_id);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW)
+        ret = sqlite3_column_int(st, 0) ? 1 : 0;
+    else if (rc != SQLITE_DONE)
+        ret = db_fail(db, "recipient state", err_r);
+    sqlite3_finalize(st);
+    return ret;
+}
+
 /* Set a recipient's final or temporary state (inside or outside a transaction). */
 static int rcpt_set_state(sqlite3 *db, int64_t rcpt_id, const char *state, const char *error,
                           const char **err_r)
@@ -133,7 +151,7 @@ static int rcpt_set_state(sqlite3 *db, int64_t rcpt_id, const char *state, const
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
                            "UPDATE queue_rcpt SET state = ?2, last_error = ?3,"
-                           " attempts = attempts + 1 WHERE id = ?1",
+                           " attempts = attempts + 1 WHERE id = ?1 AND state = 'queued'",
                            -1, &st, NULL) != SQLITE_OK)
         return db_fail(db, "update recipient", err_r);
     sqlite3_bind_int64(st, 1, rcpt_id);
@@ -250,6 +268,14 @@ static int deliver_one(sqlite3 *db, struct dir *dir, const struct queue_deliver_
         policy_rcpt_result_free(&res);
         return -1;
     }
+    /* Holding the write lock: is the recipient still ours to deliver (not delivered by another
+     * worker, not deleted by `gannet queue del` since it was picked)? */
+    int still = rcpt_is_queued(db, r->id, err_r);
+    if (still <= 0) {
+        rollback(db);
+        policy_rcpt_result_free(&res);
+        return still;
+    }
     unsigned forwarded = 0;
     for (size_t i = 0; forwarding && i < res.recipients_count; i++) {
         const struct policy_recipient *p = &res.recipients[i];
@@ -298,8 +324,8 @@ static int deliver_one(sqlite3 *db, struct dir *dir, const struct queue_deliver_
     else if (*why)
         log_info("%s: to=<%s>, relay=local, status=failed (%s)", m->queue_id, r->address, why);
     else
-        log_info("%s: to=<%s>, relay=local, status=forwarded (%u recipients)", m->queue_id,
-                 r->address, forwarded);
+        log_info("%s: to=<%s>, relay=local, status=forwarded (%u recipient%s)", m->queue_id,
+                 r->address, forwarded, forwarded == 1 ? "" : "s");
     return 0;
 fail:
     rollback(db);

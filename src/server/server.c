@@ -374,6 +374,7 @@ int server_main(const char *config_path, int argc, char **argv)
     }
     server_listeners_close(&srv);
     pool_free(&srv.pool);
+    smtp_sessions_free_all(&srv);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     if (srv.shutdown_timer)

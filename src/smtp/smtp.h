@@ -10,5 +10,7 @@ struct conf_listener;
 void smtp_session_start(struct server *srv, const struct conf_listener *listener, int fd);
 /* Server shutdown: every session answers 421 and closes (after any job in flight finishes). */
 void smtp_sessions_shutdown(struct server *srv);
+/* After the event loop stopped: free sessions that did not finish in time. */
+void smtp_sessions_free_all(struct server *srv);
 
 #endif

@@ -63,8 +63,12 @@ static void spool_abort_done(void *arg)
 /* Remove a spool file that will not be committed (fire and forget on the pool). */
 static void smtp_spool_discard(struct server *srv, struct queue_spool_file **f)
 {
-    if (*f)
+    if (*f && srv->pool) {
         pool_submit(srv->pool, *f, spool_abort_work, spool_abort_done);
+    } else if (*f) {
+        queue_spool_abort(*f); /* the pool is gone: the process is exiting */
+        free(*f);
+    }
     *f = NULL;
 }
 

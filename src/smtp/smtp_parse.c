@@ -66,8 +66,7 @@ struct path_spans {
 };
 
 /* Split "<prefix>argument" (§1.6 steps 1-3). Returns SMTP_PARSE_OK or SMTP_PARSE_SYNTAX. */
-static enum smtp_parse_status path_split(const char *line, const char *prefix,
-                                         struct path_spans *r)
+static enum smtp_parse_status path_split(const char *line, const char *prefix, struct path_spans *r)
 {
     if (!str_istarts(line, prefix))
         return SMTP_PARSE_SYNTAX;

@@ -16,16 +16,16 @@
 
 enum smtp_parse_status {
     SMTP_PARSE_OK = 0,
-    SMTP_PARSE_SYNTAX,        /* 550 Invalid syntax. Syntax should be ... */
-    SMTP_PARSE_INVALID_ADDR,  /* 550 The address is not valid. / 550 A valid address is required */
-    SMTP_PARSE_BAD_PARAM,     /* 555 Unsupported ESMTP extension: <bad_param> */
+    SMTP_PARSE_SYNTAX,       /* 550 Invalid syntax. Syntax should be ... */
+    SMTP_PARSE_INVALID_ADDR, /* 550 The address is not valid. / 550 A valid address is required */
+    SMTP_PARSE_BAD_PARAM,    /* 555 Unsupported ESMTP extension: <bad_param> */
 };
 
 struct smtp_mail_args {
     char address[ADDR_MAX]; /* "" for the null sender */
     bool size_given;
-    uint64_t size;          /* SIZE=n (garbage -> 0) */
-    bool body_8bit;         /* BODY=8BITMIME */
+    uint64_t size;                  /* SIZE=n (garbage -> 0) */
+    bool body_8bit;                 /* BODY=8BITMIME */
     char bad_param[SMTP_PARAM_MAX]; /* the first unsupported parameter, verbatim (truncated) */
 };
 

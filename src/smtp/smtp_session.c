@@ -300,3 +300,26 @@ void smtp_sessions_shutdown(struct server *srv)
 {
     idmap_foreach(&srv->sessions, smtp_session_shutdown, NULL);
 }
+
+/* After the loop has stopped (shutdown grace expired): free whatever sessions remain. */
+static void smtp_collect(void *val, void *ctx)
+{
+    struct buf *list = ctx;
+    buf_append(list, &val, sizeof(val));
+}
+
+void smtp_sessions_free_all(struct server *srv)
+{
+    struct buf list;
+    buf_init(&list, 0);
+    idmap_foreach(&srv->sessions, smtp_collect, &list);
+    size_t n = list.len / sizeof(struct smtp_session *);
+    for (size_t i = 0; i < n; i++) {
+        struct smtp_session *s;
+        memcpy(&s, list.data + i * sizeof(s), sizeof(s));
+        conn_free(&s->conn);
+        s->jobs = 0;
+        smtp_session_free(s);
+    }
+    buf_free(&list);
+}

@@ -109,7 +109,8 @@ int store_prefix_format(const char *return_path, const char *delivered_to, struc
     size_t before = out->len;
     if (buf_printf(out, "Return-Path: <%s>\r\n", return_path ? return_path : "") < 0)
         return -1;
-    if (delivered_to && *delivered_to && buf_printf(out, "Delivered-To: %s\r\n", delivered_to) < 0) {
+    if (delivered_to && *delivered_to &&
+        buf_printf(out, "Delivered-To: %s\r\n", delivered_to) < 0) {
         out->len = before;
         out->data[before] = '\0';
         return -1;

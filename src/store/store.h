@@ -56,7 +56,7 @@ struct store_mail {
     time_t internal_date;
     uint32_t flags; /* STORE_FLAG_* */
     uint64_t modseq;
-    char return_path[256]; /* envelope sender, "" = null sender */
+    char return_path[256];  /* envelope sender, "" = null sender */
     char delivered_to[256]; /* "" = no Delivered-To line */
 };
 
@@ -85,7 +85,7 @@ int store_blob_header_section(const char *data_dir, const char *blob_id, size_t 
                               struct buf *out, const char **err_r);
 /* The unfolded value (RFC 5322 §2.2.3) of the first header field called name (ASCII case-
  * insensitive) in hdr[0..len), with CR/LF removed, other control characters shown as spaces and
- * outer blanks trimmed; malloc'ed (caller frees), NULL when the field is absent. No MIME decoding. */
+ * outer blanks trimmed; malloc'ed (caller frees), NULL when absent. No MIME decoding. */
 char *store_header_value(const char *hdr, size_t len, const char *name);
 
 #endif

@@ -688,7 +688,6 @@ WORLD += [
     ["alias", "add", "deadalias@example.test", "user@example.test", "--disabled"],
     ["alias", "add", "extalias@example.test", "someone@external.test"],
     ["alias", "add", "toinactive@example.test", "inactive@example.test"],
-    ["alias", "add", "toalias@alias-domain.test", "user2@example.test"],
 ]
 # 24 aliases a01 -> ... -> a24 -> hopdest: the account is reached at hop 25 (allowed);
 # 26 aliases b01 -> ... -> b26 -> hopdest: hop 27 (more than 25 under any reading).

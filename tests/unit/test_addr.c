@@ -44,7 +44,7 @@ static char *repeat(char c, size_t n)
     return s;
 }
 
-/* "<local>@" followed by dot-separated labels of label_len, padded to exactly total chars. */
+/* An address of exactly total chars (>= 3): "u@" and labels of 60 x's separated by dots. */
 static char *make_address(size_t total)
 {
     char *s = malloc(total + 1);
@@ -145,9 +145,9 @@ static const struct addr_case addr_cases[] = {
     {"\"a@b\"@x", false},  /* quoted part may not contain @ */
     {"\"a\\b\"@x", false}, /* nor a backslash */
     {"\"a<b\"@x", false},
-    {"\"abc@x", false},    /* no closing quote */
-    {"\"a\"b@x", false},   /* text after the quoted string */
-    {"a.\"b\"@x", false},  /* quoted and unquoted mixed */
+    {"\"abc@x", false},   /* no closing quote */
+    {"\"a\"b@x", false},  /* text after the quoted string */
+    {"a.\"b\"@x", false}, /* quoted and unquoted mixed */
     {"\"a\"", false},
     {"a@[1.2.3]", false},
     {"a@[1.2.3.4.5]", false},
@@ -162,7 +162,7 @@ static const struct addr_case addr_cases[] = {
     {"a@[IPv6:::1]", false}, /* only IPv4 literals in addresses */
     {"a@[1.2.3.4]x", false},
     {"a@x[1.2.3.4]", false},
-    {"a\tb@x", false},       /* control characters are refused */
+    {"a\tb@x", false}, /* control characters are refused */
     {"a@b\x7f", false},
     {"\"a\x01\"@x", false},
     {"a\x1b[0m@x", false},
@@ -201,8 +201,8 @@ static void test_addr_lengths(void **state)
         size_t len;
         bool valid;
     } cases[] = {
-        {3, true}, {64, true}, {253, true}, {254, true}, {255, false}, {256, false},
-        {261, false}, {1000, false}, {100000, false},
+        {3, true},    {64, true},   {253, true},   {254, true},     {255, false},
+        {256, false}, {261, false}, {1000, false}, {100000, false},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *a = make_address(cases[i].len);
@@ -240,13 +240,12 @@ struct domain_case {
 };
 
 static const struct domain_case domain_cases[] = {
-    {"example.test", true},  {"localhost", true},   {"a", true},
-    {"1.2.3.4", true},       {"[1.2.3.4]", true},   {"a-b.c", true},
-    {"", false},             {".", false},          {"a.", false},
-    {".a", false},           {"a..b", false},       {"-a", false},
-    {"a-", false},           {"a_b", false},        {"a b", false},
-    {"a@b", false},          {"[1.2.3.4", false},   {"[256.0.0.0]", false},
-    {"[IPv6:::1]", false},   {"[1.2.3.4].x", false}, {"\xff", false},
+    {"example.test", true}, {"localhost", true},    {"a", true},           {"1.2.3.4", true},
+    {"[1.2.3.4]", true},    {"a-b.c", true},        {"", false},           {".", false},
+    {"a.", false},          {".a", false},          {"a..b", false},       {"-a", false},
+    {"a-", false},          {"a_b", false},         {"a b", false},        {"a@b", false},
+    {"[1.2.3.4", false},    {"[256.0.0.0]", false}, {"[IPv6:::1]", false}, {"[1.2.3.4].x", false},
+    {"\xff", false},
 };
 
 static void test_domain_is_valid(void **state)
@@ -503,8 +502,8 @@ static void test_prefixes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_addr_is_valid),   cmocka_unit_test(test_addr_lengths),
-        cmocka_unit_test(test_domain_is_valid), cmocka_unit_test(test_helo_is_valid),
+        cmocka_unit_test(test_addr_is_valid),    cmocka_unit_test(test_addr_lengths),
+        cmocka_unit_test(test_domain_is_valid),  cmocka_unit_test(test_helo_is_valid),
         cmocka_unit_test(test_split_and_domain), cmocka_unit_test(test_prefixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -423,8 +423,8 @@ static void test_bad(void **state)
         {"[smtp]\nmax_connections = 1e3\n",
          "t.conf:2: [smtp] max_connections: invalid number \"1e3\"\n"},
         /* durations and booleans */
-        {"[smtp]\ntimeout = 0\n", "t.conf:2: [smtp] timeout: must be between 1s and 24h\n"},
-        {"[smtp]\ntimeout = 25h\n", "t.conf:2: [smtp] timeout: must be between 1s and 24h\n"},
+        {"[smtp]\ntimeout = 0\n", "t.conf:2: [smtp] timeout: must be between 1s and 1d\n"},
+        {"[smtp]\ntimeout = 25h\n", "t.conf:2: [smtp] timeout: must be between 1s and 1d\n"},
         {"[smtp]\ntimeout = -5m\n",
          "t.conf:2: [smtp] timeout: invalid duration \"-5m\" (use e.g. 30s, 10m, 24h, 36d)\n"},
         {"[smtp]\ntimeout =\n",
@@ -682,7 +682,7 @@ static void test_reference(void **state)
         if (!strstr(ref, needle))
             fail_msg("reference has no row for %s", keys[i]);
     }
-    assert_non_null(strstr(ref, "| `[smtp]` | `timeout` | duration, 1s–24h | `10m` | "));
+    assert_non_null(strstr(ref, "| `[smtp]` | `timeout` | duration, 1s–1d | `10m` | "));
     assert_non_null(strstr(ref, "| `[listener:NAME]` | `security` | one of `none`, `starttls`, "
                                 "`starttls-required`, `tls` | `none` | "));
     assert_non_null(strstr(ref, "| `[server]` | `database` | text | (empty) | SQLite database "

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "dir/dir_mem.h"
+#include "lib/log.h"
 #include "policy/policy.h"
 
 #define DELIVER_ALL                                                                                \
@@ -122,6 +123,9 @@ static int setup(void **state)
     alias(d, "loop2@example.test", "loop1@example.test", true);
     alias(d, "tolist@example.test", "memberlist@example.test", true);
     alias(d, "broken@example.test", "no-domain-here", true);
+    alias(d, "toroute@example.test", "x@routed.test", true);
+    alias(d, "offalias2@example.test", "friend@example.test", false);
+    dir_mem_add_domain_alias(d, "routealias.test", "example.test");
 
     list(d, "pub@example.test", true, DIR_LIST_PUBLIC, NULL, false,
          "user@example.test,someone@remote.test,off@example.test,USER@example.test,"
@@ -130,11 +134,13 @@ static int setup(void **state)
          "user@example.test,friend@alias-domain.test");
     list(d, "announce@example.test", true, DIR_LIST_ANNOUNCE, "boss@alias-domain.test", false,
          "user@example.test,friend@example.test");
+    list(d, "noannouncer@example.test", true, DIR_LIST_ANNOUNCE, "", false, "user@example.test");
     list(d, "authlist@example.test", true, DIR_LIST_PUBLIC, NULL, true, "user@example.test");
     list(d, "offlist@example.test", false, DIR_LIST_PUBLIC, NULL, false, "user@example.test");
     list(d, "empty@example.test", true, DIR_LIST_PUBLIC, NULL, false, "");
     list(d, "deadlist@example.test", true, DIR_LIST_PUBLIC, NULL, false,
-         "off@example.test,nosuch@example.test,offlist@example.test,x@disabled.test");
+         "off@example.test,nosuch@example.test,offlist@example.test,x@disabled.test,"
+         "offalias2@example.test");
     /* nesting */
     list(d, "outer-members@example.test", true, DIR_LIST_PUBLIC, NULL, false,
          "nosuch@example.test,friend@example.test,memberlist@example.test");
@@ -155,6 +161,7 @@ static int setup(void **state)
     route(d, ROUTE_PARTNER, "partner.test", true, false, true, "");
     route(d, ROUTE_PARTLIST, "partlist.test", false, false, true, "boss@partlist.test");
     route(d, 107, "localroute.test", false, false, false, "r@localroute.test");
+    route(d, 108, "routealias.test", false, false, false, "r@routealias.test");
     *state = d;
     return 0;
 }
@@ -329,6 +336,15 @@ static void test_routes(void **state)
         /* treat recipient as local applies on the first hop only */
         {"route local_recipient: external sender, Internet", EXT, "h@x.wild.test", false, INTERNET,
          ACC("R104 h@x.wild.test"), "EL"},
+        /* the route's "treat recipient as local" (off here) decides on the first hop */
+        {"route matches the domain before domain-alias mapping", EXT, "r@routealias.test", false,
+         OPEN, ACC("R108 r@routealias.test"), "EE"},
+        {"route of an alias domain, not in list", EXT, "nosuch@routealias.test", false, OPEN,
+         REJ(R_NOT_IN_ROUTE), NULL},
+        {"account of the primary domain first", EXT, "user@routealias.test", false, OPEN,
+         ACC("L user@example.test"), "EL"},
+        {"local alias to a routed domain stays local", EXT, "toroute@example.test", false, INTERNET,
+         ACC("R101 x@routed.test"), "EL"},
         {"plain route: external sender, Internet", EXT, "x@routed.test", false, INTERNET,
          REJ(R_AUTH_REQUIRED), "EE"},
     };
@@ -364,6 +380,8 @@ static void test_lists(void **state)
          OPEN, REJ(R_NOT_AUTHORIZED), NULL},
         {"announce: null sender", "", "announce@example.test", false, OPEN, REJ(R_NOT_AUTHORIZED),
          NULL},
+        {"announce: null sender, no announcer", "", "noannouncer@example.test", false, OPEN,
+         REJ(R_NOT_AUTHORIZED), NULL},
         {"require auth: unauthenticated", EXT, "authlist@example.test", false, OPEN,
          REJ(R_AUTH_REQUIRED), NULL},
         {"require auth: authenticated", EXT, "authlist@example.test", true, OPEN,
@@ -418,6 +436,22 @@ static void test_hop_limit(void **state)
         }
         run_cases(d, &c, 1);
     }
+    /* policy_expand_address: hops below 1 count as 1 */
+    struct policy_rcpt_result res;
+    policy_expand_address(d, "", "c26-1@example.test", 0, &res);
+    assert_int_equal(res.reply, R_TOO_MANY_FORWARDS);
+    policy_rcpt_result_free(&res);
+    policy_expand_address(d, "", "c25-1@example.test", 0, &res);
+    assert_int_equal(res.reply, R_250_OK);
+    assert_int_equal(res.recipients_count, 1);
+    policy_rcpt_result_free(&res);
+    policy_expand_address(d, "", "c25-2@example.test", 2, &res);
+    assert_int_equal(res.reply, R_250_OK);
+    policy_rcpt_result_free(&res);
+    policy_expand_address(d, "", "c25-2@example.test", 3, &res);
+    assert_int_equal(res.reply, R_TOO_MANY_FORWARDS);
+    policy_rcpt_result_free(&res);
+
     /* catch-all redirections count as hops too: 24 aliases then an unknown address in
      * catch.test -> catch-all address at hop 26 */
     for (int k = 1; k <= 24; k++) {
@@ -436,6 +470,62 @@ static void test_hop_limit(void **state)
          NULL},
     };
     RUN(d, c2);
+}
+
+/* The alias loop is found by loop detection, long before the hop limit. */
+static void test_loop_detected_early(void **state)
+{
+    struct dir *d = *state;
+    unsigned before = dir_mem_lookups(d);
+    static const struct rcase c[] = {
+        {"alias loop", EXT, "loop1@example.test", false, OPEN, REJ(R_TOO_MANY_FORWARDS), NULL},
+    };
+    RUN(d, c);
+    unsigned n = dir_mem_lookups(d) - before;
+    if (n > 20)
+        fail_msg("loop took %u lookups", n);
+}
+
+/* A list met first deep in the tree (near the hop limit) and then again near the top must still
+ * be walked fully from the top: both for permission checks and for expansion. */
+static void test_list_met_deep_then_shallow(void **state)
+{
+    struct dir *d = *state;
+    char addr[ADDR_MAX], target[ADDR_MAX];
+    /* e1 -> ... -> e23 -> deepcheck: met at hop 25 from top2, at hop 2 directly */
+    for (int k = 1; k <= 23; k++) {
+        snprintf(addr, sizeof(addr), "e%d@example.test", k);
+        if (k < 23)
+            snprintf(target, sizeof(target), "e%d@example.test", k + 1);
+        else
+            strcpy(target, "deepcheck@example.test");
+        alias(d, addr, target, true);
+        snprintf(addr, sizeof(addr), "f%d@example.test", k);
+        if (k < 23)
+            snprintf(target, sizeof(target), "f%d@example.test", k + 1);
+        else
+            strcpy(target, "deeplist@example.test");
+        alias(d, addr, target, true);
+    }
+    list(d, "deepcheck@example.test", true, DIR_LIST_PUBLIC, NULL, false,
+         "memberlist@example.test");
+    list(d, "top2@example.test", true, DIR_LIST_PUBLIC, NULL, false,
+         "e1@example.test,deepcheck@example.test");
+    account(d, "deepuser@example.test", true);
+    list(d, "deeplist@example.test", true, DIR_LIST_PUBLIC, NULL, false, "deepuser@example.test");
+    list(d, "top3@example.test", true, DIR_LIST_PUBLIC, NULL, false,
+         "f1@example.test,deeplist@example.test");
+    list(d, "top4@example.test", true, DIR_LIST_PUBLIC, NULL, false, "f1@example.test");
+    static const struct rcase c[] = {
+        {"deep then shallow: permission", EXT, "top2@example.test", false, OPEN,
+         REJ(R_NOT_AUTHORIZED), NULL},
+        {"deep then shallow: permission, member", "user@example.test", "top2@example.test", false,
+         OPEN, ACC("L user@example.test, L friend@example.test"), NULL},
+        {"deep then shallow: expansion", EXT, "top3@example.test", false, OPEN,
+         ACC("L deepuser@example.test"), NULL},
+        {"deep only: dropped", EXT, "top4@example.test", false, OPEN, REJ(R_UNKNOWN_USER), NULL},
+    };
+    RUN(d, c);
 }
 
 /* ---- §2.3 relay and auth ---- */
@@ -816,6 +906,7 @@ static void test_big_nested_lists(void **state)
 
 int main(void)
 {
+    log_init("test_policy", LOG_LEVEL_ERROR); /* the 451 warnings of the failure tests */
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_accounts_aliases),
@@ -824,6 +915,8 @@ int main(void)
         T(test_routes),
         T(test_lists),
         T(test_hop_limit),
+        T(test_loop_detected_early),
+        T(test_list_met_deep_then_shallow),
         T(test_relay_matrix),
         T(test_default_ranges_by_ip),
         T(test_sender_is_local),

@@ -124,8 +124,7 @@ static void test_uid_allocation_and_modseq(void **state)
     /* UIDs are never reused after a message goes. */
     exec_ok(f->db, "DELETE FROM mail WHERE uid = 3");
     uint32_t uid = 0;
-    assert_int_equal(
-        store_append(f->db, inbox, "B1", 20, "s@x.test", NULL, 0, 0, &uid, &err), 0);
+    assert_int_equal(store_append(f->db, inbox, "B1", 20, "s@x.test", NULL, 0, 0, &uid, &err), 0);
     assert_int_equal(uid, 4);
 
     /* Another folder counts on its own. */
@@ -219,7 +218,8 @@ static void test_sizes(void **state)
         {"s@x.test", NULL, "Return-Path: <s@x.test>\r\n"},
         {"s@x.test", "", "Return-Path: <s@x.test>\r\n"},
         {"", NULL, "Return-Path: <>\r\n"},
-        {"s@x.test", "a@example.test", "Return-Path: <s@x.test>\r\nDelivered-To: a@example.test\r\n"},
+        {"s@x.test", "a@example.test",
+         "Return-Path: <s@x.test>\r\nDelivered-To: a@example.test\r\n"},
     };
     uint64_t total = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -234,8 +234,7 @@ static void test_sizes(void **state)
         /* Read back byte for byte, through both read functions. */
         struct buf out;
         buf_init(&out, 0);
-        assert_int_equal(
-            store_message_read(f->db, f->dir, f->acct_a, "INBOX", uid, &out, &err), 0);
+        assert_int_equal(store_message_read(f->db, f->dir, f->acct_a, "INBOX", uid, &out, &err), 0);
         assert_int_equal(out.len, m.size);
         assert_memory_equal(out.data, cases[i].prefix, strlen(cases[i].prefix));
         assert_memory_equal(out.data + strlen(cases[i].prefix), body, blob_size);
@@ -269,8 +268,8 @@ static void test_errors(void **state)
     assert_non_null(err);
     assert_int_equal(store_message_read(f->db, f->dir, f->acct_a, "Nope", 1, &out, &err), -1);
     /* Header injection is refused. */
-    assert_int_equal(
-        store_append(f->db, inbox, "B1", 1, "a@b\r\nX: y", NULL, 0, 0, &uid, &err), -1);
+    assert_int_equal(store_append(f->db, inbox, "B1", 1, "a@b\r\nX: y", NULL, 0, 0, &uid, &err),
+                     -1);
     assert_int_equal(store_append(f->db, inbox, "B1", 1, "a@b", "c@d\n", 0, 0, &uid, &err), -1);
     assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM mail"), 0);
     /* No such folder. */
@@ -288,8 +287,7 @@ static void test_errors(void **state)
     assert_int_equal(store_append(f->db, inbox, "B2", 10, "", NULL, 0, 0, &uid, &err), 0);
     struct buf small;
     buf_init(&small, 20);
-    assert_int_equal(store_message_read(f->db, f->dir, f->acct_a, "INBOX", uid, &small, &err),
-                     -1);
+    assert_int_equal(store_message_read(f->db, f->dir, f->acct_a, "INBOX", uid, &small, &err), -1);
     assert_int_equal(small.len, 0);
     buf_free(&small);
     buf_free(&out);
@@ -349,7 +347,7 @@ static void test_header_section(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char id[16];
-        snprintf(id, sizeof(id), "H%zu", i);
+        snprintf(id, sizeof(id), "0A%zu", i);
         put_blob(f, id, cases[i].blob);
         struct buf out;
         buf_init(&out, 0);
@@ -366,7 +364,7 @@ static void test_header_section(void **state)
             buf_append(&b, "a", 1);
         buf_append_str(&b, "\r\n\r\nbody\r\n\r\n");
         char id[16];
-        snprintf(id, sizeof(id), "S%zu", len);
+        snprintf(id, sizeof(id), "0B%zu", len);
         put_blob(f, id, b.data);
         struct buf out;
         buf_init(&out, 0);
@@ -383,10 +381,10 @@ static void test_header_section(void **state)
         buf_printf(&big, "X-Long-%04d: %s\r\n", i, "abcdefghij");
     size_t hlen = big.len + 2;
     buf_append_str(&big, "\r\nbody\r\n");
-    put_blob(f, "HBIG", big.data);
+    put_blob(f, "0CBIG", big.data);
     struct buf out;
     buf_init(&out, 0);
-    assert_int_equal(store_blob_header_section(f->dir, "HBIG", 0, &out, &err), 0);
+    assert_int_equal(store_blob_header_section(f->dir, "0CBIG", 0, &out, &err), 0);
     assert_int_equal(out.len, hlen);
     assert_memory_equal(out.data, big.data, hlen);
     buf_free(&out);
