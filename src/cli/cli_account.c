@@ -129,7 +129,7 @@ static int account_del(const char *config_path, int argc, char **argv)
 
 static void print_account(void *ctx, const struct dir_account *ac)
 {
-    (void)ctx;
+    cli_table_row(ctx);
     printf("%s\t%s\t%llu\t%s\t%s\t%s\n", ac->address, cli_yesno(ac->enabled),
            (unsigned long long)ac->quota_mb, cli_str(ac->forward), cli_yesno(ac->keep_copy),
            ac->password_hash[0] ? "set" : "-");
@@ -146,10 +146,11 @@ static int account_list(const char *config_path, int argc, char **argv)
     if ((rc = cli_db_open(config_path, &c)) != 0)
         goto out;
     const char *err = NULL;
-    printf("address\tenabled\tquota_mb\tforward\tkeep_copy\tpassword\n");
-    rc = dir_admin_account_list(c.db, a.npos ? a.pos[0] : NULL, print_account, NULL, &err) < 0
-             ? cli_fail(err)
-             : 0;
+    struct cli_table t = {"address\tenabled\tquota_mb\tforward\tkeep_copy\tpassword", false};
+    if (dir_admin_account_list(c.db, a.npos ? a.pos[0] : NULL, print_account, &t, &err) < 0)
+        rc = cli_fail(err);
+    else
+        cli_table_end(&t);
     cli_db_close(&c);
 out:
     cli_args_free(&a);
@@ -214,7 +215,7 @@ static int alias_del(const char *config_path, int argc, char **argv)
 
 static void print_alias(void *ctx, const struct dir_alias *al)
 {
-    (void)ctx;
+    cli_table_row(ctx);
     printf("%s\t%s\t%s\n", al->address, al->target, cli_yesno(al->enabled));
 }
 
@@ -229,10 +230,11 @@ static int alias_list(const char *config_path, int argc, char **argv)
     if ((rc = cli_db_open(config_path, &c)) != 0)
         goto out;
     const char *err = NULL;
-    printf("address\ttarget\tenabled\n");
-    rc = dir_admin_alias_list(c.db, a.npos ? a.pos[0] : NULL, print_alias, NULL, &err) < 0
-             ? cli_fail(err)
-             : 0;
+    struct cli_table t = {"address\ttarget\tenabled", false};
+    if (dir_admin_alias_list(c.db, a.npos ? a.pos[0] : NULL, print_alias, &t, &err) < 0)
+        rc = cli_fail(err);
+    else
+        cli_table_end(&t);
     cli_db_close(&c);
 out:
     cli_args_free(&a);

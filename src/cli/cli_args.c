@@ -234,6 +234,18 @@ out:
     return rc;
 }
 
+void cli_table_row(struct cli_table *t)
+{
+    if (!t->started)
+        printf("%s\n", t->header);
+    t->started = true;
+}
+
+void cli_table_end(struct cli_table *t)
+{
+    cli_table_row(t);
+}
+
 const char *cli_str(const char *s)
 {
     return s && *s ? s : "-";

@@ -85,6 +85,16 @@ int cli_del_one(const char *config_path, int argc, char **argv, const char *cmd,
 /* An option value where "none" (any case) means "" (cleared); NULL when absent. */
 const char *cli_args_none(const struct cli_args *a, const char *name);
 
+/* A listing's header line, printed before the first row, or by cli_table_end() when there was
+ * no row, so that a listing refused before its first row prints nothing on stdout. */
+struct cli_table {
+    const char *header; /* without the newline */
+    bool started;
+};
+void cli_table_row(struct cli_table *t);
+/* After a successful listing: the header if no row was printed. */
+void cli_table_end(struct cli_table *t);
+
 /* Table output: a string field ("-" for empty) and yes/no. */
 const char *cli_str(const char *s);
 const char *cli_yesno(bool b);

@@ -93,7 +93,7 @@ static int list_del(const char *config_path, int argc, char **argv)
 
 static void print_list(void *ctx, const struct dir_list *l, unsigned members)
 {
-    (void)ctx;
+    cli_table_row(ctx);
     printf("%s\t%s\t%s\t%s\t%s\t%u\n", l->address, cli_yesno(l->enabled), mode_names[l->mode],
            cli_str(l->announcer), cli_yesno(l->require_auth), members);
 }
@@ -109,10 +109,11 @@ static int list_list(const char *config_path, int argc, char **argv)
     if ((rc = cli_db_open(config_path, &c)) != 0)
         goto out;
     const char *err = NULL;
-    printf("address\tenabled\tmode\tannouncer\trequire_auth\tmembers\n");
-    rc = dir_admin_list_list(c.db, a.npos ? a.pos[0] : NULL, print_list, NULL, &err) < 0
-             ? cli_fail(err)
-             : 0;
+    struct cli_table t = {"address\tenabled\tmode\tannouncer\trequire_auth\tmembers", false};
+    if (dir_admin_list_list(c.db, a.npos ? a.pos[0] : NULL, print_list, &t, &err) < 0)
+        rc = cli_fail(err);
+    else
+        cli_table_end(&t);
     cli_db_close(&c);
 out:
     cli_args_free(&a);
@@ -154,7 +155,7 @@ static int member_del(const char *config_path, int argc, char **argv)
 
 static void print_member(void *ctx, const char *address)
 {
-    (void)ctx;
+    cli_table_row(ctx);
     printf("%s\n", address);
 }
 
@@ -169,9 +170,11 @@ static int member_list(const char *config_path, int argc, char **argv)
     if ((rc = cli_db_open(config_path, &c)) != 0)
         goto out;
     const char *err = NULL;
-    printf("address\n");
-    rc = dir_admin_list_member_list(c.db, a.pos[0], print_member, NULL, &err) < 0 ? cli_fail(err)
-                                                                                  : 0;
+    struct cli_table t = {"address", false};
+    if (dir_admin_list_member_list(c.db, a.pos[0], print_member, &t, &err) < 0)
+        rc = cli_fail(err);
+    else
+        cli_table_end(&t);
     cli_db_close(&c);
 out:
     cli_args_free(&a);

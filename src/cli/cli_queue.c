@@ -241,6 +241,8 @@ static int queue_show(struct q_ctx *c, const char *queue_id)
         status = 1;
     } else {
         fwrite(hdr.data, 1, hdr.len, stdout);
+        if (hdr.len > 0 && hdr.data[hdr.len - 1] != '\n')
+            fputc('\n', stdout); /* a message without a header/body separator */
     }
     buf_free(&hdr);
     if (fflush(stdout) != 0) {

@@ -12,4 +12,3 @@
         fprintf(stderr, "gannet %s: not implemented yet\n", argv[0]);                              \
         return 1;                                                                                  \
     }
-

@@ -32,6 +32,8 @@ struct conf_listener {
     int line;          /* line of the section header, for messages */
 };
 
+/* After conf_load()/conf_defaults() every char * below is non-NULL ("" when empty), and the
+ * "empty = derived" settings (hostname, database, certificate, private_key) are filled in. */
 struct conf {
     char *path;
     /* [server] */

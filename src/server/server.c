@@ -311,13 +311,7 @@ int server_main(const char *config_path, int argc, char **argv)
         free(errors);
         return CLI_EX_CONFIG;
     }
-    enum log_level lvl = LOG_LEVEL_INFO;
-    if (conf->log_level && str_ieq(conf->log_level, "debug"))
-        lvl = LOG_LEVEL_DEBUG;
-    else if (conf->log_level && str_ieq(conf->log_level, "warning"))
-        lvl = LOG_LEVEL_WARN;
-    else if (conf->log_level && str_ieq(conf->log_level, "error"))
-        lvl = LOG_LEVEL_ERROR;
+    enum log_level lvl = (enum log_level)conf_log_level(conf);
     log_init("gannet", lvl);
     signal(SIGPIPE, SIG_IGN);
 

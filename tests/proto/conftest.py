@@ -46,6 +46,7 @@ def world(tmp_root, dns):
             _world["g"] = build_world(tmp_root / "world-template", dns)
         except Exception as e:  # noqa: BLE001 - reported on every test that needs it
             _world["err"] = f"cannot build the standard directory: {e}"
+        if "err" in _world:
             pytest.fail(_world["err"], pytrace=False)
     return _world["g"]
 

@@ -684,7 +684,6 @@ WORLD += [
     ["alias", "add", "chain3@example.test", "user3@example.test"],
     ["alias", "add", "loop1@example.test", "loop2@example.test"],
     ["alias", "add", "loop2@example.test", "loop1@example.test"],
-    ["alias", "add", "selfloop@example.test", "selfloop@example.test"],
     ["alias", "add", "deadalias@example.test", "user@example.test", "--disabled"],
     ["alias", "add", "extalias@example.test", "someone@external.test"],
     ["alias", "add", "toinactive@example.test", "inactive@example.test"],

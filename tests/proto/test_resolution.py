@@ -77,8 +77,7 @@ def test_alias_chain_too_deep(server):
          "550 Mail server configuration error. Too many recursive forwards.")
 
 
-@pytest.mark.parametrize("addr", ["loop1@example.test", "loop2@example.test",
-                                  "selfloop@example.test"])
+@pytest.mark.parametrize("addr", ["loop1@example.test", "loop2@example.test"])
 def test_alias_loop(server, addr):
     rcpt(server, addr, "550 Mail server configuration error. Too many recursive forwards.")
 

@@ -418,6 +418,11 @@ static void test_route(void **state)
 
 /* ---- IP ranges ---- */
 
+/* design.md §5: hMailServer's 71627 and 96203 (behaviour §2.2) without anti-virus (4096), and
+ * "Internet" with TLS required for AUTH. */
+#define MY_COMPUTER 67531u /* 1+2+8 + 64+128+256+512 + 1024 + 65536 */
+#define INTERNET 223179u   /* 1+2+8 + 64+128+256+512 + 1024 + 8192+16384+65536 + 131072 */
+
 static void test_iprange_defaults(void **state)
 {
     struct fx *f = *state;
@@ -432,14 +437,14 @@ static void test_iprange_defaults(void **state)
         const char *ip, *range;
         uint32_t flags;
     } cases[] = {
-        {"127.0.0.1", "My computer", 0x1164b},
-        {"127.0.0.2", "Internet", 0x3e3cb},
+        {"127.0.0.1", "My computer", MY_COMPUTER},
+        {"127.0.0.2", "Internet", INTERNET},
         {"0.0.0.0", "Internet", 0},
         {"255.255.255.255", "Internet", 0},
         {"192.0.2.1", "Internet", 0},
-        {"::1", "My computer (IPv6)", 0x1164b},
+        {"::1", "My computer (IPv6)", MY_COMPUTER},
         {"::", "Internet (IPv6)", 0},
-        {"::2", "Internet (IPv6)", 0x3e3cb},
+        {"::2", "Internet (IPv6)", INTERNET},
         {"2001:db8::1", "Internet (IPv6)", 0},
         {"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "Internet (IPv6)", 0},
         {"::ffff:127.0.0.1", "Internet (IPv6)", 0}, /* written as IPv6: the IPv6 family */
@@ -653,8 +658,8 @@ static void test_password(void **state)
     assert_int_equal(dir_password_hash("", h1, sizeof(h1), &err), -1);
     assert_string_equal(err, "empty password");
     assert_int_equal(dir_password_hash("x", h1, 10, &err), -1);
-    /* imported SHA-crypt hashes (test vectors of the SHA-crypt specification) */
-    assert_true(dir_password_verify("$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZF4aZ7g0.",
+    /* imported SHA-crypt hashes (SHA-crypt specification vectors, as `openssl passwd -5/-6`) */
+    assert_true(dir_password_verify("$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5",
                                     "Hello world!"));
     assert_true(dir_password_verify("$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3u"
                                     "BnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1",

@@ -23,7 +23,7 @@
 /* Entries known not to appear in docs/replies.md, reported to the lead. Each must really be
  * missing (the test fails once it is documented, so the list cannot go stale). */
 static const char *const known_undocumented[] = {
-    "R_SHUTDOWN",
+    NULL, /* none today; add catalogue names here (e.g. "R_SOMETHING") with a reason */
 };
 
 static char *read_doc(void)
@@ -88,7 +88,7 @@ static bool doc_has(const char *doc, const char *pattern)
 static bool is_known_undocumented(const char *name)
 {
     for (size_t i = 0; i < sizeof(known_undocumented) / sizeof(known_undocumented[0]); i++)
-        if (strcmp(known_undocumented[i], name) == 0)
+        if (known_undocumented[i] && strcmp(known_undocumented[i], name) == 0)
             return true;
     return false;
 }
@@ -162,6 +162,8 @@ static void test_known_list_names_exist(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof(known_undocumented) / sizeof(known_undocumented[0]); i++) {
+        if (!known_undocumented[i])
+            continue;
         bool seen = false;
         for (int id = 0; id < R__COUNT; id++)
             if (strcmp(reply_info((enum reply_id)id)->name, known_undocumented[i]) == 0)
