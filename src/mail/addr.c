@@ -28,7 +28,8 @@
  *
  *   helo-arg    = helo-domain / "[" ipv4 "]" / "[" "IPv6:" ipv6 "]"   ; "IPv6" case-insensitive
  *   helo-domain = hlabel *("." hlabel) ["."]        ; length <= 255
- *   hlabel      = 1*63(ALPHA / DIGIT / "-" / "_")   ; leading/trailing "-" tolerated
+ *   hlabel      = 1*63(ALPHA / DIGIT / "-" / "_")   ; not starting or ending with "-"
+ *   (underscores are tolerated because real hosts use them; replies.md "Greeting and sequence")
  *   ipv4        = as ipv4-literal above; ipv6: whatever inet_pton(AF_INET6) accepts */
 #include "mail/addr.h"
 
@@ -195,6 +196,8 @@ bool addr_helo_is_valid(const char *arg)
             i++;
         }
         if (i == start || i - start > LABEL_LEN_MAX)
+            return false;
+        if (arg[start] == '-' || arg[i - 1] == '-')
             return false;
         if (i == n)
             return true;

@@ -31,6 +31,8 @@ struct conn {
     bool closing;
     bool closed_sent;
     struct event *deferred; /* delivers on_closed / resumed input outside callers' stacks */
+    struct event *idle;     /* fires when the owner has not called conn_touch() for timeout_s */
+    unsigned timeout_s;
     bool deferred_close;
 };
 
@@ -92,16 +94,24 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     }
 }
 
+static void conn_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (c->closing)
+        conn_schedule_close(c);
+    else
+        c->h->on_timeout(c->ctx);
+}
+
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
     if (what & BEV_EVENT_TIMEOUT) {
-        if (c->closing) {
-            conn_schedule_close(c); /* the peer does not read our last words */
-            return;
-        }
-        c->h->on_timeout(c->ctx);
+        log_debug("connection from [%s]: peer does not read, dropping it", c->peer_str);
+        conn_schedule_close(c); /* output timeout: the peer stopped reading */
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
@@ -129,6 +139,7 @@ struct conn *conn_new(struct event_base *base, int fd, const struct conn_handler
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH);
     c->deferred = event_new(base, -1, 0, conn_deferred_cb, c);
+    c->idle = event_new(base, -1, 0, conn_idle_cb, c);
     bufferevent_enable(c->bev, EV_WRITE);
     conn_update_reading(c);
     return c;
@@ -141,6 +152,7 @@ void conn_free(struct conn **cp)
         return;
     bufferevent_free(c->bev);
     event_free(c->deferred);
+    event_free(c->idle);
     free(c);
     *cp = NULL;
 }
@@ -177,8 +189,19 @@ struct bufferevent *conn_bev(struct conn *c)
 
 void conn_set_timeout(struct conn *c, unsigned seconds)
 {
+    c->timeout_s = seconds;
+    /* A peer that stops reading our output is dropped after the same time. */
     struct timeval tv = {(time_t)seconds, 0};
-    bufferevent_set_timeouts(c->bev, seconds ? &tv : NULL, seconds ? &tv : NULL);
+    bufferevent_set_timeouts(c->bev, NULL, seconds ? &tv : NULL);
+    conn_touch(c);
+}
+
+void conn_touch(struct conn *c)
+{
+    if (c->closing || !c->timeout_s)
+        return;
+    struct timeval tv = {(time_t)c->timeout_s, 0};
+    event_add(c->idle, &tv);
 }
 
 void conn_write(struct conn *c, const void *data, size_t len)
@@ -231,6 +254,7 @@ void conn_close(struct conn *c)
         /* Give the peer a few seconds to take our last reply, then drop it. */
         struct timeval tv = {5, 0};
         bufferevent_set_timeouts(c->bev, NULL, &tv);
+        event_add(c->idle, &tv);
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     }
 }

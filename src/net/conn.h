@@ -22,7 +22,7 @@ struct conn;
 struct conn_handler {
     /* Bytes are waiting in conn_input() (also called again after a pause ends). */
     void (*on_input)(void *ctx);
-    /* No input for the configured timeout. */
+    /* No progress (conn_touch) for the configured timeout. */
     void (*on_timeout)(void *ctx);
     /* The connection is finished (peer closed, error, or conn_close()); free it now. */
     void (*on_closed)(void *ctx);
@@ -45,7 +45,11 @@ int conn_local_port(const struct conn *c);
 struct evbuffer *conn_input(struct conn *c);
 struct bufferevent *conn_bev(struct conn *c);
 
+/* Idle timeout: on_timeout fires when conn_touch() was not called for this long (the owner
+ * decides what progress is: a complete command, DATA bytes). Also the limit for a peer that
+ * does not read our output. */
 void conn_set_timeout(struct conn *c, unsigned seconds);
+void conn_touch(struct conn *c);
 void conn_write(struct conn *c, const void *data, size_t len);
 /* Stop/resume delivering input (e.g. while a worker job for this session runs). */
 void conn_pause(struct conn *c);

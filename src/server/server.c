@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -314,6 +315,12 @@ int server_main(const char *config_path, int argc, char **argv)
     enum log_level lvl = (enum log_level)conf_log_level(conf);
     log_init("gannet", lvl);
     signal(SIGPIPE, SIG_IGN);
+    /* Every connection is a descriptor: use all the process may have (typically 1024 -> 1M). */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 
     if (server_prepare_storage(conf) < 0) {
         conf_free(&conf);

@@ -419,6 +419,7 @@ void smtp_data_input(struct smtp_session *s)
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             return;
+        conn_touch(s->conn); /* DATA progress keeps the session alive */
         struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
         if (lf.pos < 0) {
             /* No line end yet. Keep waiting unless the line is already too long to matter. */

@@ -164,6 +164,7 @@ static void smtp_process_input(struct smtp_session *s)
             conn_read_line(s->conn, SMTP_CMD_MAX, SMTP_CMD_HARD_MAX, &s->line);
         if (st == CONN_LINE_NONE)
             return;
+        conn_touch(s->conn); /* the idle timeout counts from the last complete command */
         if (st == CONN_LINE_EXCESSIVE) {
             smtp_transaction_reset(s);
             smtp_reply(s, R_EXCESSIVE_DATA, NULL);
@@ -185,6 +186,10 @@ static void smtp_on_input(void *ctx)
 static void smtp_on_timeout(void *ctx)
 {
     struct smtp_session *s = ctx;
+    if (s->jobs > 0) {
+        conn_touch(s->conn); /* waiting for our own worker, not for the client */
+        return;
+    }
     log_sess(s->id, "timeout in state %s", smtp_state_name(s->state));
     smtp_transaction_reset(s);
     smtp_reply(s, R_TIMEOUT, NULL);

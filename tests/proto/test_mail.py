@@ -17,7 +17,6 @@ SIZE_TEXT = "552 Message size exceeds fixed maximum message size. Size: {} KB, M
     "MAIL",
     "MAIL FROM",
     "MAIL TO:<a@external.test>",
-    "MAILFROM:<a@external.test>",
 ])
 def test_mail_syntax_error(server, cmd):
     with server.session() as c:

@@ -19,7 +19,6 @@ def open_tx(server, source="127.0.0.2", sender="a@external.test"):
     'RCPT TO:"user@example.test',
     "RCPT",
     "RCPT FROM:<user@example.test>",
-    "RCPTTO:<user@example.test>",
 ])
 def test_rcpt_syntax_error(server, cmd):
     with open_tx(server) as c:

@@ -295,7 +295,9 @@ static const struct helo_case helo_cases[] = {
     {"mail.example.test", true},
     {"mail.example.test.", true}, /* one trailing dot */
     {"my_host.example", true},    /* underscores tolerated */
-    {"-weird-.example", true},    /* leading/trailing hyphens tolerated */
+    {"-weird.example", false},    /* labels never start with a hyphen */
+    {"weird-.example", false},    /* ... nor end with one */
+    {"we-ird.ex-ample", true},
     {"localhost", true},
     {"1.2.3.4", true},
     {"MAIL.EXAMPLE.TEST", true},
