@@ -29,6 +29,7 @@
 #include "lib/log.h"
 #include "lib/str.h"
 #include "lib/xalloc.h"
+#include "net/dns.h"
 #include "net/pool.h"
 #include "queue/queue.h"
 #include "smtp/smtp.h"
@@ -365,6 +366,14 @@ int server_main(const char *config_path, int argc, char **argv)
                              evsignal_new(srv.base, SIGINT, server_signal_cb, &srv),
                              evsignal_new(srv.base, SIGHUP, server_signal_cb, &srv)};
     if (rc == 0) {
+        const char *derr = NULL;
+        srv.dns = dns_new(srv.base, conf->nameservers, &derr);
+        if (!srv.dns) {
+            log_error("DNS: %s", derr);
+            rc = 1;
+        }
+    }
+    if (rc == 0) {
         for (int i = 0; i < 3; i++)
             evsignal_add(sigs[i], NULL);
         srv.pool = pool_new(srv.base, SERVER_WORKERS, conf->database);
@@ -376,6 +385,7 @@ int server_main(const char *config_path, int argc, char **argv)
     server_listeners_close(&srv);
     pool_free(&srv.pool);
     smtp_sessions_free_all(&srv);
+    dns_free(&srv.dns);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     if (srv.shutdown_timer)

@@ -12,11 +12,13 @@
 
 struct event_base;
 struct pool;
+struct dns;
 
 struct server {
     struct conf *conf;
     struct event_base *base;
     struct pool *pool;
+    struct dns *dns;
     struct idmap sessions; /* id -> struct smtp_session* */
     size_t sessions_count;
     uint64_t next_session_id;

@@ -117,7 +117,7 @@ static void smtp_open_done(void *arg)
         const struct conf *c = s->srv->conf;
         struct headers_received hr = {
             .helo = s->helo,
-            .ptr = NULL,
+            .ptr = s->ptr,
             .client_ip = conn_peer_str(s->conn),
             .hostname = c->hostname,
             .protocol = "ESMTP",

@@ -36,6 +36,9 @@ struct smtp_session {
     enum smtp_state state;
     unsigned jobs;         /* worker jobs in flight for this session */
     bool admitted;
+    int admission;         /* connect-time checks still running (IP range, reverse DNS) */
+    bool refused;          /* the IP range refused the client */
+    char ptr[256];         /* reverse DNS name of the client, "" = none */
     bool quitting;         /* a final reply was sent; close after flush */
     bool shutdown_pending; /* server shutdown: 421 as soon as no job is in flight */
     struct buf line;

@@ -19,6 +19,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
+#include "net/dns.h"
 #include "net/pool.h"
 #include "smtp/smtp_internal.h"
 
@@ -227,6 +228,19 @@ static void smtp_admit_work(void *arg)
     j->result = d ? dir_iprange_match(d, &j->ip, &j->range) : DIR_TEMPFAIL;
 }
 
+/* Both connect-time checks (IP range, reverse DNS) are done: greet or close. */
+static void smtp_admission_step(struct smtp_session *s)
+{
+    if (--s->admission > 0 || !s->conn || s->quitting)
+        return;
+    if (s->refused) {
+        smtp_close(s);
+        return;
+    }
+    s->admitted = true;
+    smtp_banner(s);
+}
+
 static void smtp_admit_done(void *arg)
 {
     struct smtp_admit_job *j = arg;
@@ -235,23 +249,36 @@ static void smtp_admit_done(void *arg)
         if (j->result == DIR_TEMPFAIL || j->result == DIR_PERMFAIL) {
             /* The directory is unreadable: say so (4xx) rather than pretending to be closed. */
             log_sess(s->id, "IP range lookup failed: %s", j->err ? j->err : "database error");
-            smtp_reply_raw(s, "421 Service not available, try again later");
+            smtp_reply(s, R_UNAVAILABLE, NULL);
         } else if (j->result == DIR_NOTFOUND || !(j->range.flags & DIR_IPR_SMTP)) {
             log_sess(s->id,
                      "Client connection from %s was not accepted. Blocked either by IP range "
                      "or by connection limit.",
                      conn_peer_str(s->conn));
-            smtp_close(s);
+            s->refused = true;
         } else {
-            s->admitted = true;
             s->iprange_flags = j->range.flags;
             snprintf(s->iprange_name, sizeof(s->iprange_name), "%s", j->range.name);
-            smtp_banner(s);
         }
+        smtp_admission_step(s);
     }
     free(j);
     if (s)
         smtp_job_finish(s);
+}
+
+static void smtp_ptr_done(void *ctx, enum dns_status status, const char *name)
+{
+    uint64_t *idp = ctx;
+    struct smtp_session *s = smtp_job_session(*idp);
+    free(idp);
+    if (!s)
+        return;
+    if (status == DNS_OK)
+        snprintf(s->ptr, sizeof(s->ptr), "%s", name);
+    if (s->conn)
+        smtp_admission_step(s);
+    smtp_job_finish(s);
 }
 
 void smtp_session_start(struct server *srv, const struct conf_listener *listener, int fd)
@@ -273,10 +300,18 @@ void smtp_session_start(struct server *srv, const struct conf_listener *listener
         smtp_close(s);
         return;
     }
+    s->admission = 2;
     struct smtp_admit_job *j = xcalloc(1, sizeof(*j));
     j->session_id = s->id;
     j->ip = *conn_peer_ip(s->conn);
     smtp_job_start(s, j, smtp_admit_work, smtp_admit_done);
+    /* Reverse DNS for the Received header runs at the same time (like Postfix, before the
+     * banner, so the name is known for the whole session). */
+    uint64_t *idp = xmalloc(sizeof(*idp));
+    *idp = s->id;
+    s->jobs++;
+    conn_pause(s->conn);
+    dns_lookup_ptr(srv->dns, conn_peer_ip(s->conn), smtp_ptr_done, idp);
 }
 
 /* ---- shutdown ---- */

@@ -246,14 +246,14 @@ def test_thousand_idle_connections(make_server):
 
 
 def test_connection_burst(make_server):
-    """400 clients connecting at the same moment all get the banner. SMTP servers speak first,
+    """500 clients connecting at the same moment all get the banner. SMTP servers speak first,
     so a connection the kernel completed with a SYN cookie while the accept queue was full is
     never seen by the server and the client waits forever: the listen backlog must be large
     (the server asks for 511)."""
     g = make_server()
-    socks, banners, closed = _open_many("127.0.0.1", g.port, 400, timeout=20)
+    socks, banners, closed = _open_many("127.0.0.1", g.port, 500, timeout=20)
     try:
-        assert (banners, closed) == (400, 0), f"{banners} banners, {closed} closed of 400"
+        assert (banners, closed) == (500, 0), f"{banners} banners, {closed} closed of 500"
     finally:
         for s in socks:
             s.close()
