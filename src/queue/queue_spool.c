@@ -110,7 +110,11 @@ static int make_durable(const char *data_dir, struct queue_spool_file *f, char *
         *err_r = spool_errno("cannot create", dir);
         return -1;
     }
-    if (rename(f->tmp_path, blob_path) < 0) {
+    /* Never replace an existing blob (an id collision must fail, not overwrite a message). */
+    int rr = renameat2(AT_FDCWD, f->tmp_path, AT_FDCWD, blob_path, RENAME_NOREPLACE);
+    if (rr < 0 && (errno == EINVAL || errno == ENOSYS)) /* filesystem without the flag */
+        rr = link(f->tmp_path, blob_path) == 0 ? unlink(f->tmp_path) : -1;
+    if (rr < 0) {
         *err_r = spool_errno("cannot rename into", blob_path);
         return -1;
     }
