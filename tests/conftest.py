@@ -1,18 +1,23 @@
-"""Top-level pytest configuration for `make check`: prints the final summary line
-`N passed, M failed` (M counts failures and errors, so a broken fixture is a failure too)."""
+"""Top-level pytest configuration for `make check`: prints the very last line
+`N passed, M failed` (M counts failures and errors — a test whose fixture breaks in setup or
+teardown is a failed test, and a test is counted once)."""
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    stats = terminalreporter.stats
-    passed = len([r for r in stats.get("passed", []) if getattr(r, "when", "call") == "call"])
-    failed_ids = set()
+def _counts(stats):
+    failed = set()
     for key in ("failed", "error"):
         for r in stats.get(key, []):
-            failed_ids.add((getattr(r, "nodeid", repr(r)), key if key == "failed" else
-                            getattr(r, "when", "error")))
-    # A test that passed its call but failed in teardown counts as failed, not passed.
-    teardown_failed = {nid for nid, when in failed_ids if when == "teardown"}
-    passed -= len([r for r in stats.get("passed", []) if getattr(r, "when", "call") == "call"
-                   and r.nodeid in teardown_failed])
-    failed = len({nid for nid, _ in failed_ids})
-    terminalreporter.write_line(f"{passed} passed, {failed} failed")
+            failed.add(getattr(r, "nodeid", None) or repr(r))
+    passed = {r.nodeid for r in stats.get("passed", []) if getattr(r, "when", "call") == "call"}
+    return len(passed - failed), len(failed)
+
+
+def pytest_unconfigure(config):
+    """After pytest's own summary (pytest_sessionfinish), so this is the final line."""
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None or not hasattr(tr, "stats"):
+        return
+    if config.getoption("collectonly", False):
+        return
+    passed, failed = _counts(tr.stats)
+    tr.write_line(f"{passed} passed, {failed} failed")

@@ -198,7 +198,8 @@ static int server_listen(struct server *s, struct server_listener *l, const char
     }
     freeaddrinfo(ai);
     l->srv = s;
-    l->lev = evconnlistener_new(s->base, server_accept_cb, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    l->lev = evconnlistener_new(s->base, server_accept_cb, l, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+    /* backlog 0: the socket already listens with our backlog (-1 would reset it to 128) */
     evconnlistener_set_error_cb(l->lev, server_accept_error_cb);
     l->resume_timer = event_new(s->base, -1, 0, server_resume_cb, l);
     log_info("listening on %s (%s, %s)", cl->address,

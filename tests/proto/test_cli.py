@@ -1,7 +1,6 @@
 """The admin CLI as far as the protocol tests rely on it (design.md §5): --help everywhere,
 one-line errors and exit codes, check-config, init idempotence, changes while running,
 mailbox and queue inspection."""
-import re
 import time
 
 import pytest
@@ -203,3 +202,21 @@ def test_queue_list_shows_remote_recipient(server):
                 make_message(token=tok, to="far@external.test"), source="127.0.0.1")
     out = server.cli("queue", "list").out
     assert "far@external.test" in out, out
+
+
+def test_queue_show_and_del(make_server):
+    g = make_server()
+    tok = token()
+    g.send("user@example.test", ["gone@external.test"],
+           make_message(token=tok, to="gone@external.test"), source="127.0.0.1")
+    out = g.cli("queue", "list").out
+    line = next((x for x in out.splitlines() if "gone@external.test" in x), None)
+    assert line, out
+    qid = line.split()[0]
+    shown = g.cli("queue", "show", qid).out
+    assert "user@example.test" in shown and "gone@external.test" in shown, shown
+    g.cli("queue", "del", qid)
+    assert "gone@external.test" not in g.cli("queue", "list").out
+    r = g.cli("queue", "show", qid, check=False)
+    assert r.returncode != 0
+    _one_line_error(r)

@@ -420,3 +420,58 @@ def test_several_messages_one_connection(server):
             c.data(make_message(token=t), expect="queued")
     for t in toks:
         server.wait_for("rcv@example.test", t)
+
+
+def test_no_delivered_to_by_default(server):
+    tok = token()
+    send_one(server, make_message(token=tok), to="rcv@example.test")
+    _, dt, _, _ = split_stored(server.wait_for("rcv@example.test", tok)[0])
+    assert dt is None, dt
+
+
+def test_delivered_to_when_configured(make_server):
+    """[smtp] add_delivered_to = yes: the original RCPT address (here an alias)."""
+    g = make_server(smtp={"add_delivered_to": "yes"})
+    tok = token()
+    send_one(g, make_message(token=tok), to="alias@example.test")
+    rp, dt, _, _ = split_stored(g.wait_for("user@example.test", tok)[0])
+    assert rp == f"Return-Path: <{EXT}>\r\n".encode()
+    assert dt == b"Delivered-To: alias@example.test\r\n", dt
+
+
+def test_large_message_byte_exact(server):
+    """A 3 MB message with long and short lines, dots and 8-bit bytes arrives unchanged."""
+    import random
+    rnd = random.Random(5321)
+    tok = token()
+    lines = []
+    size = 0
+    while size < 3 * 1024 * 1024:
+        n = rnd.choice([0, 1, 5, 76, 998, 4000, 20000])
+        line = bytes(rnd.choice(b"abcXYZ .\t\x80\xff0123") for _ in range(n))
+        lines.append(line)
+        size += n + 2
+    body = b"\r\n".join(lines) + b"\r\n"
+    msg = make_message(token=tok, body=body)
+    send_one(server, msg, to="rcv@example.test")
+    stored = server.wait_for("rcv@example.test", tok, timeout=20)[0]
+    _, _, _, rest = split_stored(stored)
+    assert rest == msg
+
+
+def test_server_log_lines(server):
+    """Logs: one line per event with a session id (Postfix style)."""
+    with server.session() as c:
+        port = c.sock.getsockname()[1]
+        c.cmd(f"MAIL FROM:<{EXT}>", "250 OK")
+        c.cmd("RCPT TO:<nobody-logged@example.test>", "550 Unknown user")
+        c.cmd("QUIT", "221 goodbye")
+    time.sleep(0.3)
+    log = server.log()
+    m = re.search(rf"^gannet\[{server.pid}\]: (\S+): connect from \[127\.0\.0\.2\]:{port}\b",
+                  log, re.M)
+    assert m, f"no connect line for port {port}:\n{log[-2000:]}"
+    sid = re.escape(m.group(1))
+    assert re.search(rf"^gannet\[{server.pid}\]: {sid}: .*550 Unknown user", log, re.M), \
+        "the 550 reply is not logged with the session id"
+    assert re.search(rf"^gannet\[{server.pid}\]: {sid}: disconnect", log, re.M)

@@ -168,7 +168,7 @@ def test_database_locked_at_commit_answers_451(make_server):
             c.send("RCPT TO:<user@example.test>")
             r = c.reply(timeout=30)
             if r.lines == ["451 Temporary lookup failure"]:
-                pass  # acceptable: the directory could not be read
+                print("\nRCPT answered 451 Temporary lookup failure while the database was locked")
             else:
                 assert r.lines == ["250 OK"], r.lines
                 c.cmd("DATA", "354 OK, send.")

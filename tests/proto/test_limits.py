@@ -286,3 +286,14 @@ def test_out_of_file_descriptors_recovers(make_server):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_invalid_command_limit_default_maximum(make_server):
+    """disconnect_invalid_clients = yes with the default maximum (100): the 101st error closes."""
+    g = make_server(smtp={"disconnect_invalid_clients": "yes"})
+    with g.session() as c:
+        c.sendraw(b"FOO\r\n" * 101)
+        for _ in range(100):
+            c.expect("502 Unimplemented command")
+        c.expect(BYE)
+        c.assert_closed()

@@ -2,6 +2,8 @@
 chains, loops, domain aliases, plus addressing, catch-all, lists (public, members, announce,
 require-auth, inactive, nested, empty), routes, disabled objects, duplicates, forwarding.
 The directory is gannet.WORLD; clients connect from 127.0.0.2 (Internet) unless stated."""
+import time
+
 import pytest
 
 from gannet import EXT, make_message, token
@@ -319,3 +321,22 @@ def test_rejected_recipient_does_not_spoil_the_transaction(server):
         c.cmd("RCPT TO:<inactive@example.test>", "550 Account is not active.")
         c.data(make_message(token=tok), expect="queued")
     server.wait_for("rcv@example.test", tok)
+
+
+def test_forward_loop_terminates(make_server):
+    """Two accounts forwarding to each other: delivery must end (hop limit), the server stays
+    idle afterwards and the number of stored copies is bounded."""
+    g = make_server(setup=[
+        ["account", "add", "floopa@example.test", "--password", "x",
+         "--forward", "floopb@example.test", "--keep-copy"],
+        ["account", "add", "floopb@example.test", "--password", "x",
+         "--forward", "floopa@example.test", "--keep-copy"],
+    ])
+    tok = deliver(g, "floopa@example.test")
+    g.wait_for("floopa@example.test", tok)
+    time.sleep(2.0)
+    cpu0 = g.cpu_seconds()
+    time.sleep(1.0)
+    assert g.cpu_seconds() - cpu0 < 0.5, "server still busy after a forwarding loop"
+    n = len(g.find("floopa@example.test", tok)) + len(g.find("floopb@example.test", tok))
+    assert 1 <= n <= 26, f"{n} copies stored for a forwarding loop"
