@@ -51,9 +51,11 @@ check: deps build-check/.configured
 FUZZ_SECONDS ?= 60
 fuzz: build-fuzz/.configured
 	@ninja -C build-fuzz
-	@for f in build-fuzz/fuzz_*; do [ -x "$$f" ] || continue; n=$$(basename $$f); \
-	  mkdir -p fuzz-corpus/$$n; echo "== $$n ($(FUZZ_SECONDS)s)"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 fuzz-corpus/$$n tests/fuzz/seeds/$$n 2>&1 | tail -3 || exit 1; done
+	@for f in build-fuzz/fuzz_*; do [ -f "$$f" ] && [ -x "$$f" ] || continue; n=$$(basename $$f); \
+	  mkdir -p fuzz-corpus/$$n tests/fuzz/seeds/$$n; echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	  if ! $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 fuzz-corpus/$$n tests/fuzz/seeds/$$n \
+	      > build-fuzz/$$n.log 2>&1; then tail -40 build-fuzz/$$n.log; exit 1; fi; \
+	  grep -E "stat::number_of_executed_units|stat::new_units_added|cov:" build-fuzz/$$n.log | tail -3; done
 
 clean:
 	rm -rf build build-check build-fuzz

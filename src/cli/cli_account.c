@@ -1,8 +1,10 @@
 /* cli_account: `gannet account add|set|del|list` and `gannet alias add|set|del|list`
  * (design.md §5). Passwords are hashed by dir_admin (yescrypt); `account add` without
  * --password reads one line from stdin when stdin is not a terminal, so scripts can keep the
- * password out of the process list. Listings: tab-separated, header line, ordered by address.
- * Exit status per cli.h: 0, 1 runtime error, 64 usage, 78 configuration. */
+ * password out of the process list. --password-hash stores an existing hash (yescrypt, $6$,
+ * $2b$/$2y$, hMailServer's salted SHA-256) for accounts moved from another server. Listings:
+ * tab-separated, header line, ordered by address. Exit status per cli.h: 0, 1 runtime error, 64
+ * usage, 78 configuration. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,7 @@
 #include "dir/dir_admin.h"
 
 static const char account_usage[] =
-    "usage: gannet account add ADDR [--password PW] [OPTIONS]\n"
+    "usage: gannet account add ADDR [--password PW | --password-hash HASH] [OPTIONS]\n"
     "       gannet account set ADDR OPTIONS\n"
     "       gannet account del ADDR\n"
     "       gannet account list [DOMAIN]\n"
@@ -24,6 +26,10 @@ static const char account_usage[] =
     "  --password PW                  the password (stored as a yescrypt hash); on `add`\n"
     "                                 without it, one line is read from stdin if it is not a\n"
     "                                 terminal\n"
+    "  --password-hash HASH           store an existing hash instead (moving from another\n"
+    "                                 server): yescrypt $y$, SHA-512 $6$, bcrypt $2b$/$2y$,\n"
+    "                                 or hMailServer's 70-character salted SHA-256; replaced\n"
+    "                                 by yescrypt at the next login\n"
     "  --enabled | --disabled         the account may receive mail and log in (default) or not\n"
     "  --quota MB                     mailbox size limit, 0 = unlimited (default)\n"
     "  --forward ADDR|none            forward every message to ADDR\n"
@@ -43,9 +49,9 @@ static const char alias_usage[] =
     "list prints: address, target, enabled\n";
 
 static const struct cli_opt account_opts[] = {
-    {"--password", 1, false},     {"--enabled", 0, false}, {"--disabled", 0, false},
-    {"--quota", 1, false},        {"--forward", 1, false}, {"--keep-copy", 0, false},
-    {"--no-keep-copy", 0, false}, {NULL, 0, false},
+    {"--password", 1, false},  {"--password-hash", 1, false}, {"--enabled", 0, false},
+    {"--disabled", 0, false},  {"--quota", 1, false},         {"--forward", 1, false},
+    {"--keep-copy", 0, false}, {"--no-keep-copy", 0, false},  {NULL, 0, false},
 };
 static const struct cli_opt enabled_opts[] = {
     {"--enabled", 0, false}, {"--disabled", 0, false}, {NULL, 0, false}};
@@ -83,11 +89,17 @@ static int account_addset(const char *config_path, int argc, char **argv, bool a
         goto out;
     o.forward = cli_args_none(&a, "--forward");
     o.password = cli_args_get(&a, "--password", 0);
-    if (!add && !o.password && o.enabled < 0 && o.keep_copy < 0 && o.quota_mb < 0 && !o.forward) {
+    const char *hash = cli_args_get(&a, "--password-hash", 0);
+    if (o.password && hash) {
+        rc = cli_usage_error(cmd, "--password and --password-hash exclude each other");
+        goto out;
+    }
+    if (!add && !o.password && !hash && o.enabled < 0 && o.keep_copy < 0 && o.quota_mb < 0 &&
+        !o.forward) {
         rc = cli_usage_error(cmd, "nothing to change (try --help)");
         goto out;
     }
-    if (add && !o.password) {
+    if (add && !o.password && !hash) {
         if (isatty(STDIN_FILENO) || !(stdin_pw = read_password_line())) {
             rc = cli_usage_error(cmd, "missing --password");
             goto out;
@@ -98,7 +110,12 @@ static int account_addset(const char *config_path, int argc, char **argv, bool a
     if ((rc = cli_db_open(config_path, &c)) != 0)
         goto out;
     const char *err = NULL;
-    int r = add ? dir_admin_account_add(c.db, a.pos[0], &o, &err)
+    int r;
+    if (hash)
+        r = add ? dir_admin_account_add_hashed(c.db, a.pos[0], &o, hash, &err)
+                : dir_admin_account_set_hashed(c.db, a.pos[0], &o, hash, &err);
+    else
+        r = add ? dir_admin_account_add(c.db, a.pos[0], &o, &err)
                 : dir_admin_account_set(c.db, a.pos[0], &o, &err);
     rc = r < 0 ? cli_fail(err) : 0;
     cli_db_close(&c);

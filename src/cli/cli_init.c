@@ -1,13 +1,17 @@
 /* cli_init: `gannet init [--demo]` (design.md §4-§5) — make a fresh install runnable, and do
  * nothing harmful when run again:
  *   1. when the configuration file does not exist, write the development configuration there
- *      (loopback SMTP on 127.0.0.1:2525, data in ./var) and say so;
+ *      (loopback SMTP on 127.0.0.1:2525, submission with STARTTLS on 2587 and implicit TLS on
+ *      2465, data in ./var) and say so;
  *   2. create the data directory with blobs/, spool/tmp/ and tls/;
  *   3. create or migrate the database (dir_db_migrate);
  *   4. create the default IP ranges when the iprange table is empty (dir_admin_iprange_defaults;
  *      ranges an admin deleted stay deleted unless every range is gone, since a server with no
  *      range admits nobody);
- *   5. with --demo, add domain example.test and account demo@example.test (password "demo")
+ *   5. when neither the [tls] certificate nor the key exists, create a self-signed certificate
+ *      for [server] hostname (tls_cert.h) and say so; when only one of them exists, warn and
+ *      leave both alone;
+ *   6. with --demo, add domain example.test and account demo@example.test (password "demo")
  *      when absent, and print how to send a test mail.
  * Exit status per cli.h: 0, 1 runtime error, 64 usage, 78 configuration. */
 #include <errno.h>
@@ -24,6 +28,7 @@
 #include "dir/dir_db.h"
 #include "dir/dir_sqlite.h"
 #include "lib/xalloc.h"
+#include "net/tls_cert.h"
 
 #define DEMO_DOMAIN "example.test"
 #define DEMO_ACCOUNT "demo@example.test"
@@ -35,7 +40,10 @@ static const char init_usage[] =
     "Create the data directory (blobs/, spool/tmp/, tls/), the database (or bring its schema\n"
     "up to date) and the default IP ranges. Safe to run again: nothing existing is changed.\n"
     "When CONFIG does not exist, a development configuration is written there first\n"
-    "(SMTP on 127.0.0.1:2525 without TLS, data in ./var).\n"
+    "(SMTP on 127.0.0.1:2525 without TLS; submission on 127.0.0.1:2587 with STARTTLS and on\n"
+    "127.0.0.1:2465 with TLS, both requiring login; data in ./var).\n"
+    "When neither the [tls] certificate nor its key exists, a self-signed certificate for the\n"
+    "[server] hostname is created (replace it with a real one for production).\n"
     "\n"
     "  --demo   also create domain " DEMO_DOMAIN " with account " DEMO_ACCOUNT " (password\n"
     "           \"" DEMO_PASSWORD "\") if absent, and print how to send it a test mail\n";
@@ -53,6 +61,17 @@ static const char dev_config[] = "; Gannet development configuration, written by
                                  "protocol = smtp\n"
                                  "address = 127.0.0.1:2525\n"
                                  "security = none\n"
+                                 "; mail clients: log in, then send (docs/clients.md)\n"
+                                 "[listener:submission]\n"
+                                 "protocol = smtp\n"
+                                 "address = 127.0.0.1:2587\n"
+                                 "security = starttls\n"
+                                 "require_auth = yes\n"
+                                 "[listener:submissions]\n"
+                                 "protocol = smtp\n"
+                                 "address = 127.0.0.1:2465\n"
+                                 "security = tls\n"
+                                 "require_auth = yes\n"
                                  "[smtp]\n"
                                  "max_message_size = 20480\n"
                                  "timeout = 10m\n";
@@ -144,6 +163,43 @@ static int make_dirs(const struct conf *conf)
     return 0;
 }
 
+/* Create a self-signed certificate when neither file exists. Returns 0 or the exit status. */
+static int make_certificate(const struct conf *conf)
+{
+    struct stat st;
+    bool have_cert = lstat(conf->certificate, &st) == 0;
+    bool have_key = lstat(conf->private_key, &st) == 0;
+    if (have_cert && have_key)
+        return 0;
+    if (have_cert || have_key) {
+        fprintf(stderr,
+                "gannet: warning: %s exists but %s does not; no certificate created "
+                "(see [tls] certificate and private_key)\n",
+                have_cert ? conf->certificate : conf->private_key,
+                have_cert ? conf->private_key : conf->certificate);
+        return 0;
+    }
+    const char *err = NULL;
+    if (tls_cert_create_selfsigned(conf->certificate, conf->private_key, conf->hostname, 0, &err) <
+        0)
+        return cli_fail(err);
+    printf("created a self-signed TLS certificate for %s in %s (replace it with a real one for "
+           "production)\n",
+           conf->hostname, conf->certificate);
+    return 0;
+}
+
+/* The address a local client connects to for listener l. */
+static const char *client_host(const struct conf_listener *l)
+{
+    const char *host = l->host;
+    if (!host || !*host || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0)
+        return "127.0.0.1";
+    if (strcmp(host, "::") == 0)
+        return "::1";
+    return host;
+}
+
 /* Add the demo domain and account when absent. Returns 0 or the exit status. */
 static int demo(sqlite3 *db, const char *config_path, const struct conf *conf)
 {
@@ -188,16 +244,21 @@ static int demo(sqlite3 *db, const char *config_path, const struct conf *conf)
                config_path);
         return 0;
     }
-    const char *host = smtp->host;
-    if (!host || !*host || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0)
-        host = "127.0.0.1";
-    else if (strcmp(host, "::") == 0)
-        host = "::1";
     printf("start the server:  gannet -c %s serve\n"
            "send a test mail:  swaks --server %s --port %d --from someone@example.org "
-           "--to " DEMO_ACCOUNT "\n"
-           "read it:           gannet -c %s mailbox list " DEMO_ACCOUNT "\n",
-           config_path, host, smtp->port, config_path);
+           "--to " DEMO_ACCOUNT "\n",
+           config_path, client_host(smtp), smtp->port);
+    /* A submission listener (login over TLS) when there is one. */
+    for (size_t i = 0; i < conf->listeners_count; i++) {
+        const struct conf_listener *l = &conf->listeners[i];
+        if (l->protocol != CONF_PROTO_SMTP || !l->require_auth || l->security == CONF_SECURITY_NONE)
+            continue;
+        printf("or log in first:   swaks --server %s --port %d %s --auth-user " DEMO_ACCOUNT
+               " --auth-password " DEMO_PASSWORD " --from " DEMO_ACCOUNT " --to " DEMO_ACCOUNT "\n",
+               client_host(l), l->port, l->security == CONF_SECURITY_TLS ? "--tlsc" : "--tls");
+        break;
+    }
+    printf("read it:           gannet -c %s mailbox list " DEMO_ACCOUNT "\n", config_path);
     return 0;
 }
 
@@ -246,6 +307,8 @@ int cli_init(const char *config_path, int argc, char **argv)
     }
     if (created > 0)
         printf("created the default IP ranges (gannet -c %s iprange list)\n", config_path);
+    if ((rc = make_certificate(conf)) != 0)
+        goto out;
     rc = cli_args_has(&a, "--demo") ? demo(db, config_path, conf) : 0;
 out:
     dir_db_close(&db);

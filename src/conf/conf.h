@@ -59,6 +59,11 @@ struct conf {
     unsigned max_invalid_commands;
     unsigned max_connections; /* 0 = unlimited */
     bool add_delivered_to;    /* prepend Delivered-To: at local delivery */
+    /* [autoban] */
+    bool autoban_enabled;
+    unsigned autoban_max_attempts; /* failed logins within the window that ban the address */
+    unsigned autoban_window_s;
+    unsigned autoban_ban_s; /* 0 = disconnect only, no ban range */
 
     struct conf_listener *listeners;
     size_t listeners_count;

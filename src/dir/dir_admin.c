@@ -348,7 +348,8 @@ static void account_row(sqlite3_stmt *st, struct dir_account *a)
     a->keep_copy = sqlite3_column_int(st, 7) != 0;
 }
 
-static int account_apply(struct dir_account *a, const struct dir_admin_account *o,
+/* hash: an existing password hash to store (the *_hashed functions), or NULL. */
+static int account_apply(struct dir_account *a, const struct dir_admin_account *o, const char *hash,
                          const char **err_r)
 {
     if (!enabled_ok(o->enabled) || !enabled_ok(o->keep_copy)) {
@@ -375,6 +376,18 @@ static int account_apply(struct dir_account *a, const struct dir_admin_account *
         }
         str_copy(a->forward, sizeof(a->forward), o->forward);
     }
+    if (o->password && hash) {
+        *err_r = "give either a password or a password hash, not both";
+        return -1;
+    }
+    if (hash) {
+        const char *why = NULL;
+        if (dir_password_hash_check(hash, &why) < 0) {
+            *err_r = errf("invalid password hash: %s", why);
+            return -1;
+        }
+        str_copy(a->password_hash, sizeof(a->password_hash), hash);
+    }
     if (o->password) {
         if (strchr(o->password, '\n') || strchr(o->password, '\r')) {
             *err_r = "invalid password (line break)";
@@ -387,19 +400,19 @@ static int account_apply(struct dir_account *a, const struct dir_admin_account *
 }
 
 static int account_add_tx(sqlite3 *db, const char *address, const struct dir_admin_account *o,
-                          const char **err_r)
+                          const char *hash, const char **err_r)
 {
     int64_t domain_id;
     if (address_domain_id(db, address, &domain_id, err_r) != 1 ||
         check_address_free(db, "account", address, err_r) < 0)
         return -1;
-    if (!o->password) {
+    if (!o->password && !hash) {
         *err_r = "missing password";
         return -1;
     }
     struct dir_account a = {.enabled = true};
     str_copy(a.address, sizeof(a.address), address);
-    if (account_apply(&a, o, err_r) < 0)
+    if (account_apply(&a, o, hash, err_r) < 0)
         return -1;
     return q_exec(db, err_r,
                   "INSERT INTO account (domain_id, address, password_hash, enabled, quota_mb, "
@@ -415,11 +428,20 @@ int dir_admin_account_add(sqlite3 *db, const char *address, const struct dir_adm
 {
     if (dir_admin_check_address(address, err_r) < 0 || dir_admin_tx_begin(db, err_r) < 0)
         return -1;
-    return dir_admin_tx_end(db, account_add_tx(db, address, o, err_r), err_r);
+    return dir_admin_tx_end(db, account_add_tx(db, address, o, NULL, err_r), err_r);
+}
+
+int dir_admin_account_add_hashed(sqlite3 *db, const char *address,
+                                 const struct dir_admin_account *o, const char *hash,
+                                 const char **err_r)
+{
+    if (dir_admin_check_address(address, err_r) < 0 || dir_admin_tx_begin(db, err_r) < 0)
+        return -1;
+    return dir_admin_tx_end(db, account_add_tx(db, address, o, hash ? hash : "", err_r), err_r);
 }
 
 static int account_set_tx(sqlite3 *db, const char *address, const struct dir_admin_account *o,
-                          const char **err_r)
+                          const char *hash, const char **err_r)
 {
     sqlite3_stmt *st =
         q(db, err_r, "SELECT " ACCOUNT_COLS " FROM account WHERE address = ?1", "t", address);
@@ -434,7 +456,7 @@ static int account_set_tx(sqlite3 *db, const char *address, const struct dir_adm
     }
     account_row(st, &a);
     sqlite3_finalize(st);
-    if (account_apply(&a, o, err_r) < 0)
+    if (account_apply(&a, o, hash, err_r) < 0)
         return -1;
     return q_exec(db, err_r,
                   "UPDATE account SET password_hash = ?2, enabled = ?3, quota_mb = ?4, "
@@ -450,7 +472,16 @@ int dir_admin_account_set(sqlite3 *db, const char *address, const struct dir_adm
 {
     if (dir_admin_tx_begin(db, err_r) < 0)
         return -1;
-    return dir_admin_tx_end(db, account_set_tx(db, address, o, err_r), err_r);
+    return dir_admin_tx_end(db, account_set_tx(db, address, o, NULL, err_r), err_r);
+}
+
+int dir_admin_account_set_hashed(sqlite3 *db, const char *address,
+                                 const struct dir_admin_account *o, const char *hash,
+                                 const char **err_r)
+{
+    if (dir_admin_tx_begin(db, err_r) < 0)
+        return -1;
+    return dir_admin_tx_end(db, account_set_tx(db, address, o, hash ? hash : "", err_r), err_r);
 }
 
 /* Delete by address from table (account/alias/list; a fixed name, never user input). */

@@ -51,7 +51,7 @@ int dir_admin_domain_alias_list(sqlite3 *db,
 
 /* ---- accounts ---- */
 struct dir_admin_account {
-    const char *password; /* plain text, hashed with yescrypt; required on add */
+    const char *password; /* plain text, hashed with yescrypt; required on add (or a hash) */
     int enabled;          /* default 1 */
     int64_t quota_mb;     /* default 0 = unlimited */
     const char *forward;  /* address, "" = none (default) */
@@ -62,6 +62,16 @@ int dir_admin_account_add(sqlite3 *db, const char *address, const struct dir_adm
                           const char **err_r);
 int dir_admin_account_set(sqlite3 *db, const char *address, const struct dir_admin_account *o,
                           const char **err_r);
+/* The same with an existing password hash stored as given instead of o->password (which must
+ * be NULL): accounts moved from another server. hash must pass dir_password_hash_check
+ * (yescrypt, $6$, $2b$/$2y$, or hMailServer's salted SHA-256), else -1 with
+ * `invalid password hash: ...`. A legacy hash is replaced by yescrypt at the next login. */
+int dir_admin_account_add_hashed(sqlite3 *db, const char *address,
+                                 const struct dir_admin_account *o, const char *hash,
+                                 const char **err_r);
+int dir_admin_account_set_hashed(sqlite3 *db, const char *address,
+                                 const struct dir_admin_account *o, const char *hash,
+                                 const char **err_r);
 int dir_admin_account_del(sqlite3 *db, const char *address, const char **err_r);
 /* domain NULL = every account; ordered by address. */
 int dir_admin_account_list(sqlite3 *db, const char *domain,

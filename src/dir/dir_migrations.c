@@ -128,6 +128,15 @@ const char *const dir_migrations[] = {
     "  UNIQUE (folder_id, uid));"
     "CREATE INDEX mail_blob ON mail(blob_id);"
     "CREATE INDEX message_blob ON message(blob_id);",
+    /* 2: failed logins for auto-ban (policy/policy_autoban.c); the ban itself is an iprange row.
+     * ip is the text form (lib/ipaddr.h ipaddr_format), user as the client typed it. */
+    "CREATE TABLE auth_failure ("
+    "  id INTEGER PRIMARY KEY,"
+    "  ip TEXT NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  at INTEGER NOT NULL);"
+    "CREATE INDEX auth_failure_ip ON auth_failure(ip, at);"
+    "CREATE INDEX auth_failure_at ON auth_failure(at);",
 };
 
 const int dir_migrations_count = (int)(sizeof(dir_migrations) / sizeof(dir_migrations[0]));

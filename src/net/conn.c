@@ -5,7 +5,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,7 +22,11 @@
 
 struct conn {
     struct event_base *base;
+    int fd;
     struct bufferevent *bev;
+    SSL *ssl;               /* set once TLS starts */
+    SSL *tls_pending;       /* STARTTLS: switch to TLS once the output is flushed */
+    bool tls_ready;         /* handshake completed */
     const struct conn_handler *h;
     void *ctx;
     struct ipaddr peer_ip;
@@ -38,7 +45,7 @@ struct conn {
 
 static void conn_update_reading(struct conn *c)
 {
-    if (c->closing || c->paused || c->out_blocked)
+    if (c->closing || c->paused || c->out_blocked || c->tls_pending)
         bufferevent_disable(c->bev, EV_READ);
     else
         bufferevent_enable(c->bev, EV_READ);
@@ -73,15 +80,21 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
-    if (c->closing || c->paused || c->out_blocked)
+    if (c->closing || c->paused || c->out_blocked || c->tls_pending)
         return;
     c->h->on_input(c->ctx);
 }
+
+static void conn_tls_switch(struct conn *c);
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     size_t out = evbuffer_get_length(bufferevent_get_output(bev));
+    if (c->tls_pending && out == 0 && !c->closing) {
+        conn_tls_switch(c);
+        return;
+    }
     if (c->closing) {
         if (out == 0 && !c->deferred_close)
             conn_schedule_close(c);
@@ -114,7 +127,15 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         conn_schedule_close(c); /* output timeout: the peer stopped reading */
         return;
     }
+    if ((what & BEV_EVENT_CONNECTED) && c->ssl) {
+        c->tls_ready = true;
+        if (c->h->on_tls_ready && !c->closing)
+            c->h->on_tls_ready(c->ctx);
+        return;
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (c->ssl && !c->tls_ready)
+            log_debug("TLS handshake with [%s] failed", c->peer_str);
         if (!c->deferred_close)
             conn_schedule_close(c);
     }
@@ -135,7 +156,8 @@ struct conn *conn_new(struct event_base *base, int fd, const struct conn_handler
     sl = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         ipaddr_from_sockaddr((struct sockaddr *)&ss, &local, &c->local_port);
-    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->fd = fd;
+    c->bev = bufferevent_socket_new(base, fd, 0); /* the fd is closed by conn_free */
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH);
     c->deferred = event_new(base, -1, 0, conn_deferred_cb, c);
@@ -151,6 +173,11 @@ void conn_free(struct conn **cp)
     if (!c)
         return;
     bufferevent_free(c->bev);
+    if (c->ssl)
+        SSL_free(c->ssl);
+    if (c->tls_pending)
+        SSL_free(c->tls_pending);
+    close(c->fd);
     event_free(c->deferred);
     event_free(c->idle);
     free(c);
@@ -293,4 +320,50 @@ enum conn_line_status conn_read_line(struct conn *c, size_t max_len, size_t hard
     }
     evbuffer_drain(in, 2);
     return CONN_LINE_OK;
+}
+
+/* ---- TLS ---- */
+
+static void conn_tls_switch(struct conn *c)
+{
+    SSL *ssl = c->tls_pending;
+    c->tls_pending = NULL;
+    /* Whatever the client sent after STARTTLS is discarded, never executed after the handshake
+     * (RFC 3207 §6: it could have been injected by an attacker in the clear). */
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t junk = evbuffer_get_length(in);
+    if (junk)
+        log_debug("connection from [%s]: discarding %zu byte(s) sent before the TLS handshake",
+                  c->peer_str, junk);
+    bufferevent_free(c->bev);
+    c->ssl = ssl;
+    c->bev = bufferevent_openssl_socket_new(c->base, c->fd, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
+    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH);
+    if (c->timeout_s) {
+        struct timeval tv = {(time_t)c->timeout_s, 0};
+        bufferevent_set_timeouts(c->bev, NULL, &tv);
+    }
+    bufferevent_enable(c->bev, EV_WRITE);
+    conn_update_reading(c);
+}
+
+void conn_start_tls(struct conn *c, SSL *ssl)
+{
+    c->tls_pending = ssl;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_tls_switch(c);
+    /* else: conn_write_cb switches once the last plain-text reply is on the wire */
+}
+
+SSL *conn_ssl(const struct conn *c)
+{
+    return c->tls_ready ? c->ssl : NULL;
+}
+
+bool conn_is_tls(const struct conn *c)
+{
+    return c->ssl != NULL || c->tls_pending != NULL;
 }

@@ -26,6 +26,8 @@ struct conn_handler {
     void (*on_timeout)(void *ctx);
     /* The connection is finished (peer closed, error, or conn_close()); free it now. */
     void (*on_closed)(void *ctx);
+    /* The TLS handshake completed (conn_start_tls). May be NULL. */
+    void (*on_tls_ready)(void *ctx);
 };
 
 enum conn_line_status {
@@ -60,6 +62,16 @@ bool conn_output_blocked(const struct conn *c);
 /* Finish writing queued output, then close. Further input is ignored. */
 void conn_close(struct conn *c);
 bool conn_is_closing(const struct conn *c);
+
+/* Switch to TLS (takes ownership of ssl): once queued output (e.g. "220 Ready to start TLS") is
+ * written, input received so far is discarded and the server-side handshake starts on the same
+ * socket; on_tls_ready fires when it completes, a failed handshake closes the connection. */
+struct ssl_st;
+void conn_start_tls(struct conn *c, struct ssl_st *ssl);
+/* The TLS session once the handshake is done, else NULL. */
+struct ssl_st *conn_ssl(const struct conn *c);
+/* TLS started (handshake done or in progress). */
+bool conn_is_tls(const struct conn *c);
 
 /* Read one line terminated by exactly CRLF (a bare LF or CR never ends a line). */
 enum conn_line_status conn_read_line(struct conn *c, size_t max_len, size_t hard_max,

@@ -31,6 +31,7 @@
 #include "lib/xalloc.h"
 #include "net/dns.h"
 #include "net/pool.h"
+#include "net/tls.h"
 #include "queue/queue.h"
 #include "smtp/smtp.h"
 
@@ -237,7 +238,14 @@ static void server_signal_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct server *s = arg;
     if (sig == SIGHUP) {
-        log_info("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+        if (s->tls) {
+            const char *err = NULL;
+            if (tls_server_reload(s->tls, s->conf->certificate, s->conf->private_key, &err) < 0)
+                log_error("SIGHUP: TLS certificate not reloaded, the old one stays: %s", err);
+            else
+                log_info("SIGHUP: TLS certificate reloaded from %s", s->conf->certificate);
+        }
+        log_info("SIGHUP: other configuration changes need a restart");
         return;
     }
     if (s->shutting_down)
@@ -340,10 +348,21 @@ int server_main(const char *config_path, int argc, char **argv)
     srv.next_session_id = (r & 0xFFFFF) << 4; /* session tags differ between runs */
 
     int rc = 0;
+    bool need_tls = false;
+    for (size_t i = 0; i < conf->listeners_count; i++)
+        need_tls |= conf->listeners[i].security != CONF_SECURITY_NONE;
+    if (need_tls) {
+        const char *terr = NULL;
+        srv.tls = tls_server_new(conf->certificate, conf->private_key, &terr);
+        if (!srv.tls) {
+            log_error("TLS: %s (run `gannet init` to create a self-signed certificate)", terr);
+            rc = 1;
+        }
+    }
     srv.listeners = xcalloc(conf->listeners_count ? conf->listeners_count : 1,
                             sizeof(*srv.listeners));
     srv.listeners_count = conf->listeners_count;
-    for (size_t i = 0; i < conf->listeners_count; i++) {
+    for (size_t i = 0; rc == 0 && i < conf->listeners_count; i++) {
         srv.listeners[i].conf = &conf->listeners[i];
         if (conf->listeners[i].protocol != CONF_PROTO_SMTP) {
             log_warn("listener %s: only SMTP is served in this version; ignored",
@@ -387,6 +406,7 @@ int server_main(const char *config_path, int argc, char **argv)
     pool_free(&srv.pool);
     smtp_sessions_free_all(&srv);
     dns_free(&srv.dns);
+    tls_server_free(&srv.tls);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     if (srv.shutdown_timer)

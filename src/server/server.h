@@ -13,12 +13,14 @@
 struct event_base;
 struct pool;
 struct dns;
+struct tls_server;
 
 struct server {
     struct conf *conf;
     struct event_base *base;
     struct pool *pool;
     struct dns *dns;
+    struct tls_server *tls; /* NULL when no listener uses TLS */
     struct idmap sessions; /* id -> struct smtp_session* */
     size_t sessions_count;
     uint64_t next_session_id;

@@ -17,17 +17,21 @@
 #include "net/conn.h"
 #include "net/pool.h"
 #include "smtp/smtp_internal.h"
+#include "policy/policy_auth.h"
 #include "smtp/smtp_parse.h"
 
 #define ST(x) (1u << (x))
 #define ST_ANY (ST(SMTP_STATE_CONNECTED) | ST(SMTP_STATE_GREETED) | ST(SMTP_STATE_MAIL) | ST(SMTP_STATE_RCPT))
 #define ST_GREETED_ANY (ST(SMTP_STATE_GREETED) | ST(SMTP_STATE_MAIL) | ST(SMTP_STATE_RCPT))
 
+#define SMTP_CMD_TLS_FIRST 1u /* on a starttls-required listener: 530 until TLS is up */
+
 struct smtp_command {
     const char *verb;
     void (*handler)(struct smtp_session *s, const char *args, const char *line);
     unsigned states;           /* ST() mask where the command may run */
     enum reply_id wrong_state; /* reply outside those states (after HELO) */
+    unsigned flags;
 };
 
 void smtp_banner(struct smtp_session *s)
@@ -72,6 +76,12 @@ static void smtp_greet(struct smtp_session *s, const char *args, bool esmtp)
         snprintf(text, sizeof(text), "250-SIZE");
     smtp_reply_raw(s, text);
     smtp_reply_raw(s, "250-8BITMIME");
+    enum conf_security sec = s->listener->security;
+    if ((sec == CONF_SECURITY_STARTTLS || sec == CONF_SECURITY_STARTTLS_REQUIRED) &&
+        !smtp_is_tls(s) && s->srv->tls)
+        smtp_reply_raw(s, "250-STARTTLS");
+    if (smtp_auth_possible(s))
+        smtp_reply_raw(s, "250-AUTH PLAIN LOGIN");
     smtp_reply_raw(s, "250 HELP");
 }
 
@@ -132,17 +142,15 @@ static void cmd_turn(struct smtp_session *s, const char *args, const char *line)
     smtp_reply(s, R_TURN_DISALLOWED, NULL);
 }
 
-static void cmd_unimplemented(struct smtp_session *s, const char *args, const char *line)
-{
-    (void)args;
-    (void)line;
-    smtp_reply(s, R_UNIMPLEMENTED, NULL);
-}
 
 /* ---- MAIL ---- */
 
 struct smtp_mail_job {
     uint64_t session_id;
+    bool revalidate;            /* second and later MAIL of an authenticated session */
+    char account[ADDR_MAX];
+    char hash[256];
+    enum dir_result still_valid;
     char sender[ADDR_MAX];
     unsigned global_kb;
     const char *data_dir;
@@ -157,6 +165,8 @@ static void smtp_mail_work(void *arg)
     const char *err = NULL;
     struct dir *d = pool_worker_dir(&err);
     j->result = d ? policy_max_message_kb(d, j->sender, j->global_kb, &j->max_kb) : DIR_TEMPFAIL;
+    if (d && j->revalidate)
+        j->still_valid = policy_auth_still_valid(d, j->account, j->hash);
     /* Refuse new mail while the spool filesystem cannot take 1.5 messages of the maximum size. */
     struct statvfs sv;
     if (statvfs(j->data_dir, &sv) == 0) {
@@ -172,8 +182,18 @@ static void smtp_mail_done(void *arg)
     struct smtp_session *s = smtp_job_session(j->session_id);
     if (s && s->conn) {
         struct smtp_mail_args *ma = (struct smtp_mail_args *)(j + 1);
-        if (j->result == DIR_TEMPFAIL || j->result == DIR_PERMFAIL) {
+        bool lookup_failed = j->result == DIR_TEMPFAIL || j->result == DIR_PERMFAIL ||
+                             (j->revalidate && (j->still_valid == DIR_TEMPFAIL ||
+                                                j->still_valid == DIR_PERMFAIL));
+        if (lookup_failed) {
             smtp_reply(s, R_TEMP_LOOKUP, NULL);
+        } else if (j->revalidate && j->still_valid != DIR_OK) {
+            log_sess(s->id, "credentials of %s changed since AUTH; authentication dropped",
+                     s->auth_user);
+            s->authenticated = false;
+            s->auth_user[0] = '\0';
+            s->auth_hash[0] = '\0';
+            smtp_reply(s, R_REAUTH, NULL);
         } else if (j->low_space) {
             smtp_reply(s, R_STORAGE_LOW, NULL);
         } else if (ma->size_given && j->max_kb && ma->size / 1024 > j->max_kb) {
@@ -186,6 +206,7 @@ static void smtp_mail_done(void *arg)
         } else {
             snprintf(s->sender, sizeof(s->sender), "%s", j->sender);
             s->max_kb = j->max_kb;
+            s->mail_count++;
             log_sess(s->id, "MAIL FROM:<%s>", s->sender);
             smtp_state_set(s, SMTP_STATE_MAIL);
             smtp_reply(s, R_250_OK, NULL);
@@ -199,6 +220,10 @@ static void smtp_mail_done(void *arg)
 static void cmd_mail(struct smtp_session *s, const char *args, const char *line)
 {
     (void)args;
+    if (s->listener->require_auth && !s->authenticated) {
+        smtp_reply(s, R_AUTH_REQUIRED, NULL); /* submission listener (RFC 6409) */
+        return;
+    }
     /* The job and the parsed arguments in one allocation. */
     struct smtp_mail_job *j = xcalloc(1, sizeof(*j) + sizeof(struct smtp_mail_args));
     struct smtp_mail_args *ma = (struct smtp_mail_args *)(j + 1);
@@ -221,6 +246,11 @@ static void cmd_mail(struct smtp_session *s, const char *args, const char *line)
     snprintf(j->sender, sizeof(j->sender), "%s", ma->address);
     j->global_kb = s->srv->conf->max_message_size_kb;
     j->data_dir = s->srv->conf->data_dir;
+    if (s->authenticated && s->mail_count > 0) {
+        j->revalidate = true;
+        snprintf(j->account, sizeof(j->account), "%s", s->auth_user);
+        snprintf(j->hash, sizeof(j->hash), "%s", s->auth_hash);
+    }
     smtp_job_start(s, j, smtp_mail_work, smtp_mail_done);
 }
 
@@ -329,20 +359,19 @@ static void cmd_data(struct smtp_session *s, const char *args, const char *line)
 
 /* clang-format off */
 static const struct smtp_command smtp_commands[] = {
-    {"HELO",     cmd_helo,          ST_ANY,                  R__COUNT},
-    {"EHLO",     cmd_ehlo,          ST_ANY,                  R__COUNT},
-    {"MAIL",     cmd_mail,          ST(SMTP_STATE_GREETED),  R_RESET_FIRST},
-    {"RCPT",     cmd_rcpt,          ST(SMTP_STATE_MAIL) | ST(SMTP_STATE_RCPT), R_NEED_SENDER},
-    {"DATA",     cmd_data,          ST(SMTP_STATE_RCPT),     R_NEED_SENDER_RCPT},
-    {"RSET",     cmd_rset,          ST_ANY,                  R__COUNT},
-    {"NOOP",     cmd_noop,          ST_ANY,                  R__COUNT},
-    {"QUIT",     cmd_quit,          ST_ANY,                  R__COUNT},
-    {"HELP",     cmd_help,          ST_ANY,                  R__COUNT},
-    {"VRFY",     cmd_vrfy,          ST_ANY,                  R__COUNT},
-    {"TURN",     cmd_turn,          ST_ANY,                  R__COUNT},
-    /* STARTTLS and AUTH come with TLS (secure-submission issue); until then they are not offered. */
-    {"STARTTLS", cmd_unimplemented, ST_GREETED_ANY,          R__COUNT},
-    {"AUTH",     cmd_unimplemented, ST_GREETED_ANY,          R__COUNT},
+    {"HELO",     cmd_helo,          ST_ANY,                  R__COUNT, 0},
+    {"EHLO",     cmd_ehlo,          ST_ANY,                  R__COUNT, 0},
+    {"MAIL",     cmd_mail,          ST(SMTP_STATE_GREETED),  R_RESET_FIRST, SMTP_CMD_TLS_FIRST},
+    {"RCPT",     cmd_rcpt,          ST(SMTP_STATE_MAIL) | ST(SMTP_STATE_RCPT), R_NEED_SENDER, SMTP_CMD_TLS_FIRST},
+    {"DATA",     cmd_data,          ST(SMTP_STATE_RCPT),     R_NEED_SENDER_RCPT, SMTP_CMD_TLS_FIRST},
+    {"RSET",     cmd_rset,          ST_ANY,                  R__COUNT, SMTP_CMD_TLS_FIRST},
+    {"NOOP",     cmd_noop,          ST_ANY,                  R__COUNT, 0},
+    {"QUIT",     cmd_quit,          ST_ANY,                  R__COUNT, 0},
+    {"HELP",     cmd_help,          ST_ANY,                  R__COUNT, SMTP_CMD_TLS_FIRST},
+    {"VRFY",     cmd_vrfy,          ST_ANY,                  R__COUNT, 0},
+    {"TURN",     cmd_turn,          ST_ANY,                  R__COUNT, 0},
+    {"STARTTLS", smtp_cmd_starttls, ST_GREETED_ANY,          R__COUNT, 0},
+    {"AUTH",     smtp_cmd_auth,     ST_GREETED_ANY,          R__COUNT, SMTP_CMD_TLS_FIRST},
 };
 /* clang-format on */
 
@@ -359,6 +388,11 @@ void smtp_command_dispatch(struct smtp_session *s, char *line)
         }
     if (!cmd) {
         smtp_reply(s, R_UNIMPLEMENTED, NULL);
+        return;
+    }
+    if ((cmd->flags & SMTP_CMD_TLS_FIRST) &&
+        s->listener->security == CONF_SECURITY_STARTTLS_REQUIRED && !smtp_is_tls(s)) {
+        smtp_reply(s, R_TLS_FIRST, NULL);
         return;
     }
     if (!(cmd->states & ST(s->state))) {

@@ -115,13 +115,15 @@ static void smtp_open_done(void *arg)
         buf_init(&d->out, 0);
         s->data = d;
         const struct conf *c = s->srv->conf;
+        char tls_info[200];
+        smtp_tls_info(s, tls_info, sizeof(tls_info));
         struct headers_received hr = {
             .helo = s->helo,
             .ptr = s->ptr,
             .client_ip = conn_peer_str(s->conn),
             .hostname = c->hostname,
-            .protocol = "ESMTP",
-            .tls_info = NULL,
+            .protocol = smtp_protocol_name(s),
+            .tls_info = tls_info,
             .id = d->file->id,
             .for_rcpt = s->rcpt_commands == 1 ? s->first_rcpt : NULL,
             .when = time(NULL),

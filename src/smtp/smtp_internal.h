@@ -27,6 +27,13 @@ enum smtp_state {
 
 struct smtp_data;
 
+enum smtp_auth_step {
+    SMTP_AUTH_NONE = 0,     /* lines are commands */
+    SMTP_AUTH_LOGIN_USER,   /* after 334 VXNlcm5hbWU6 */
+    SMTP_AUTH_LOGIN_PASS,   /* after 334 UGFzc3dvcmQ6 */
+    SMTP_AUTH_PLAIN,        /* after "334 " */
+};
+
 struct smtp_session {
     uint64_t id;
     char tag[24];
@@ -47,7 +54,12 @@ struct smtp_session {
     char helo[256];
     bool esmtp;
     bool authenticated;
-    char auth_user[ADDR_MAX];
+    char auth_user[ADDR_MAX];  /* the account logged in as */
+    char auth_hash[256];       /* its password hash at login, for re-validation */
+    enum smtp_auth_step auth_step;
+    char auth_login_user[ADDR_MAX];
+    struct timespec auth_started;
+    unsigned mail_count;       /* MAIL commands accepted in this session */
     unsigned invalid_count;
 
     /* The transaction */
@@ -77,6 +89,16 @@ void smtp_close(struct smtp_session *s);
 /* smtp_cmds.c */
 void smtp_command_dispatch(struct smtp_session *s, char *line);
 void smtp_banner(struct smtp_session *s);
+
+/* smtp_auth.c (RFC 4954 AUTH, RFC 4616 PLAIN, LOGIN) and STARTTLS (RFC 3207) */
+bool smtp_is_tls(const struct smtp_session *s);
+bool smtp_auth_possible(const struct smtp_session *s);
+void smtp_cmd_auth(struct smtp_session *s, const char *args, const char *line);
+void smtp_auth_input(struct smtp_session *s, const char *line);
+void smtp_cmd_starttls(struct smtp_session *s, const char *args, const char *line);
+/* "ESMTP", "ESMTPS", "ESMTPA" or "ESMTPSA", and the TLS description (or "") */
+const char *smtp_protocol_name(const struct smtp_session *s);
+void smtp_tls_info(const struct smtp_session *s, char *out, size_t size);
 
 /* smtp_data.c */
 void smtp_data_begin(struct smtp_session *s); /* after the DATA command passed its checks */

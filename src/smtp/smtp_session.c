@@ -21,6 +21,7 @@
 #include "net/conn.h"
 #include "net/dns.h"
 #include "net/pool.h"
+#include "net/tls.h"
 #include "smtp/smtp_internal.h"
 
 static const char *smtp_state_name(enum smtp_state st)
@@ -175,7 +176,10 @@ static void smtp_process_input(struct smtp_session *s)
             smtp_reply(s, R_LINE_TOO_LONG, NULL);
             continue;
         }
-        smtp_command_dispatch(s, s->line.data);
+        if (s->auth_step != SMTP_AUTH_NONE)
+            smtp_auth_input(s, s->line.data); /* a response to a 334 challenge */
+        else
+            smtp_command_dispatch(s, s->line.data);
     }
 }
 
@@ -205,10 +209,21 @@ static void smtp_on_closed(void *ctx)
     smtp_maybe_free(s);
 }
 
+static void smtp_on_tls_ready(void *ctx)
+{
+    struct smtp_session *s = ctx;
+    char info[200];
+    smtp_tls_info(s, info, sizeof(info));
+    log_sess(s->id, "TLS established: %s", info);
+    if (s->listener->security == CONF_SECURITY_TLS && s->admitted)
+        smtp_banner(s); /* implicit TLS: the banner comes after the handshake */
+}
+
 static const struct conn_handler smtp_conn_handler = {
     .on_input = smtp_on_input,
     .on_timeout = smtp_on_timeout,
     .on_closed = smtp_on_closed,
+    .on_tls_ready = smtp_on_tls_ready,
 };
 
 /* ---- admission ---- */
@@ -238,6 +253,15 @@ static void smtp_admission_step(struct smtp_session *s)
         return;
     }
     s->admitted = true;
+    if (s->listener->security == CONF_SECURITY_TLS) {
+        SSL *ssl = s->srv->tls ? tls_server_ssl_new(s->srv->tls) : NULL;
+        if (!ssl) {
+            smtp_close(s);
+            return;
+        }
+        conn_start_tls(s->conn, ssl); /* banner in smtp_on_tls_ready */
+        return;
+    }
     smtp_banner(s);
 }
 

@@ -154,6 +154,10 @@ static void check_defaults(const struct conf *c)
     assert_int_equal(c->max_invalid_commands, 100);
     assert_int_equal(c->max_connections, 0);
     assert_false(c->add_delivered_to);
+    assert_true(c->autoban_enabled);
+    assert_int_equal(c->autoban_max_attempts, 3);
+    assert_int_equal(c->autoban_window_s, 1800);
+    assert_int_equal(c->autoban_ban_s, 3600);
     assert_int_equal(c->listeners_count, 0);
     assert_null(c->listeners);
 }
@@ -170,7 +174,7 @@ static void test_defaults(void **state)
 
     /* An empty file, and one with only comments, give the same defaults. */
     static const char *const empty[] = {"", "\n\n", "; comment\n# comment\n   \n",
-                                        "[smtp]\n[server]\n[dns]\n[tls]\n"};
+                                        "[smtp]\n[server]\n[dns]\n[tls]\n[autoban]\n"};
     for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
         char *errors = (char *)"unset";
         c = conf_load_string(empty[i], "t.conf", &errors);
@@ -242,6 +246,14 @@ static void check_smtp_values(const struct conf *c)
     assert_int_equal(c->max_invalid_commands, 1000000);
     assert_int_equal(c->max_connections, 500);
     assert_true(c->add_delivered_to);
+}
+
+static void check_autoban_values(const struct conf *c)
+{
+    assert_false(c->autoban_enabled);
+    assert_int_equal(c->autoban_max_attempts, 1000);
+    assert_int_equal(c->autoban_window_s, 5);
+    assert_int_equal(c->autoban_ban_s, 0);
 }
 
 static void check_three_listeners(const struct conf *c)
@@ -348,6 +360,8 @@ static void test_good(void **state)
          "disconnect_invalid_clients = on\nmax_invalid_commands = 1000000\n"
          "max_connections = 500\nadd_delivered_to = true\n",
          check_smtp_values},
+        {"[AutoBan]\nenabled = off\nmax_attempts = 1000\nwindow = 5s\nban = 0\n",
+         check_autoban_values},
         {"[listener:mx]\naddress = *:25\nsecurity = starttls\n"
          "[listener:submission]\naddress = [::1]:2525\nsecurity = starttls-required\n"
          "require_auth = yes\n"
@@ -420,6 +434,10 @@ static void test_bad(void **state)
         {"[smtp]\nmax_recipients =\n", "t.conf:2: [smtp] max_recipients: invalid number \"\"\n"},
         {"[smtp]\nmax_recipients = 0\n",
          "t.conf:2: [smtp] max_recipients: must be between 1 and 1000000\n"},
+        {"[autoban]\nmax_attempts = 0\n",
+         "t.conf:2: [autoban] max_attempts: must be between 1 and 1000\n"},
+        {"[autoban]\nwindow = 0\n", "t.conf:2: [autoban] window: must be between 1s and 7d\n"},
+        {"[autoban]\nban = 366d\n", "t.conf:2: [autoban] ban: must be between 0s and 365d\n"},
         {"[smtp]\nmax_connections = 1e3\n",
          "t.conf:2: [smtp] max_connections: invalid number \"1e3\"\n"},
         /* durations and booleans */
@@ -518,7 +536,7 @@ static void test_bad(void **state)
         {"[antispam]\n", "t.conf:1: unknown section [antispam]\n"},
         {"[greylisting]\n", "t.conf:1: unknown section [greylisting]\n"},
         {"[spf]\n", "t.conf:1: unknown section [spf]\n"},
-        {"[autoban]\n", "t.conf:1: unknown section [autoban]\n"},
+        {"[autoban:x]\n", "t.conf:1: unknown section [autoban:x]\n"},
         {"[spamassassin]\n", "t.conf:1: unknown section [spamassassin]\n"},
         {"[dnsbl:zen.spamhaus.org]\n", "t.conf:1: unknown section [dnsbl:zen.spamhaus.org]\n"},
         {"[surbl:multi.surbl.org]\n", "t.conf:1: unknown section [surbl:multi.surbl.org]\n"},
@@ -667,6 +685,10 @@ static void test_reference(void **state)
         "max_invalid_commands",
         "max_connections",
         "add_delivered_to",
+        "enabled",
+        "max_attempts",
+        "window",
+        "ban",
         "protocol",
         "address",
         "security",
