@@ -294,6 +294,8 @@ bool conn_is_closing(const struct conn *c)
 enum conn_line_status conn_read_line(struct conn *c, size_t max_len, size_t hard_max,
                                      struct buf *line)
 {
+    if (c->tls_pending)
+        return CONN_LINE_NONE; /* nothing before the handshake counts */
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer_ptr p = evbuffer_search(in, "\r\n", 2, NULL);
     if (p.pos < 0) {
@@ -353,6 +355,9 @@ void conn_start_tls(struct conn *c, SSL *ssl)
 {
     c->tls_pending = ssl;
     bufferevent_disable(c->bev, EV_READ);
+    /* Bytes pipelined after STARTTLS are never executed (RFC 3207 §6). */
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         conn_tls_switch(c);
     /* else: conn_write_cb switches once the last plain-text reply is on the wire */

@@ -228,6 +228,13 @@ static int tx_end(sqlite3 *db, int ret, const char **err_r)
     return ret;
 }
 
+/* now is whole seconds (the failure happened up to a second later) and a range matches while
+ * expires > the current second, so one second more makes the ban last at least ban_s. */
+static int64_t ban_expiry(int64_t now, const struct policy_autoban_conf *c)
+{
+    return now + (int64_t)c->ban_s + 1;
+}
+
 /* The body of policy_autoban_record inside the transaction: 1 banned, 0 not, -1 error. */
 static int record_tx(sqlite3 *db, const struct ipaddr *ip, const char *ipstr, const char *user,
                      const struct policy_autoban_conf *c, int64_t now, const char **err_r)
@@ -251,7 +258,7 @@ static int record_tx(sqlite3 *db, const struct ipaddr *ip, const char *ipstr, co
     }
     char name[DIR_IPRANGE_NAME_MAX + 1];
     if (delete_expired_bans(db, now, err_r) < 0 ||
-        insert_ban(db, ip, ipstr, user, now + (int64_t)c->ban_s, name, sizeof(name), err_r) < 0)
+        insert_ban(db, ip, ipstr, user, ban_expiry(now, c), name, sizeof(name), err_r) < 0)
         return -1;
     log_warn("auto-ban: %s banned for %us after %lld failed logins (last as \"%s\"): IP range "
              "\"%s\"",

@@ -6,7 +6,8 @@
  * (the iprange table) for that one address: priority 100, no protocol allowed, named
  * "Auto-ban: <user>" — or "Auto-ban: <user> (<ip>)" when that name is taken (another address
  * guessed the same user) — shown by `gannet iprange list`, removable with `gannet iprange del`.
- * With ban = 0 the session is closed but no range is created.
+ * The range expires at now + ban + 1 (now is in whole seconds: the ban lasts at least ban
+ * seconds). With ban = 0 the session is closed but no range is created.
  *
  * Every function runs its own transaction on db and never leaves one open; call it on a worker
  * thread (db is the worker's handle). */

@@ -9,10 +9,9 @@ TLS from 127.0.0.2."""
 import time
 from datetime import datetime, timezone
 
-import pytest
-
-from tlsutil import (AUTH_BANNED, AUTH_FAILED, AUTOBAN_CONF, USER, auth_login, auth_plain,
-                     TlsConn, connect, fresh_ip, poll, secure_session, tls_server)
+from tlsutil import (AUTH_BANNED, AUTH_FAILED, AUTOBAN_CONF, USER, TlsConn, all_ok, auth_login,
+                     auth_plain, connect, fresh_ip, poll, run_parallel, secure_session,
+                     tls_server)
 
 BAN_S = 5
 
@@ -52,19 +51,39 @@ def check_ban_row(g, ip, user, before, ban_s=BAN_S):
     return name
 
 
-def fail_three_times(g, c, user=USER, mech=auth_login):
-    mech(c, user=user, password="wrong1", expect=AUTH_FAILED)
-    mech(c, user=user, password="wrong2", expect=AUTH_FAILED)
-    mech(c, user=user, password="wrong3", expect=AUTH_BANNED)
+def fail_once(g, source, listener="mx", user=USER, mech=auth_plain, password="wrong"):
+    """One failed login on its own connection (the connection stays usable)."""
+    if g.security[listener] == "none":
+        c = connect(g, listener, source)
+        c.ehlo()
+    else:
+        c = secure_session(g, listener, source)
+    with c:
+        mech(c, user=user, password=password, expect=AUTH_FAILED)
+        c.cmd("NOOP", "250 OK")
+
+
+def fail_at_once(g, source, n, listener="mx", user=USER):
+    """n failures from source on n connections at the same time (n below max_attempts)."""
+    all_ok(run_parallel({f"fail{i}": (lambda i=i: fail_once(g, source, listener, user,
+                                                             password=f"bad{i}"))
+                         for i in range(n)}))
+
+
+def fail_to_ban(g, c, user=USER, mech=auth_login):
+    """The failure that reaches the limit: 535 Too many invalid logon attempts, then close."""
+    mech(c, user=user, password="wrong-last", expect=AUTH_BANNED)
     c.assert_closed()
 
 
 def test_autoban_plain_from_my_computer(make_server):
     g = tls_server(make_server, extra_conf=AUTOBAN_CONF)
     t0 = time.time()
-    with connect(g, "mx", "127.0.0.1") as c:
+    with connect(g, "mx", "127.0.0.1") as c:  # 1, 2, 3 in one session
         c.ehlo()
-        fail_three_times(g, c)
+        auth_login(c, password="wrong1", expect=AUTH_FAILED)
+        auth_login(c, password="wrong2", expect=AUTH_FAILED)
+        fail_to_ban(g, c)
     assert_no_banner(g, "127.0.0.1")
     assert_no_banner(g, "127.0.0.1", "smtps")  # every listener
     assert_banner(g, "127.0.0.2")  # others unaffected
@@ -74,10 +93,9 @@ def test_autoban_plain_from_my_computer(make_server):
     poll(lambda: assert_banner(g, "127.0.0.1"), 2.0)
     assert banned_rows(g) == []
     # the failures were cleared with the ban: two more failures do not ban again
+    fail_at_once(g, "127.0.0.1", 2)
     with connect(g, "mx", "127.0.0.1") as c:
         c.ehlo()
-        auth_plain(c, password="x", expect=AUTH_FAILED)
-        auth_plain(c, password="y", expect=AUTH_FAILED)
         auth_plain(c)
 
 
@@ -85,18 +103,16 @@ def test_autoban_starttls_from_internet_expires(make_server):
     """Failures count per address across connections and listeners; the ban expires by itself."""
     g = tls_server(make_server, extra_conf=AUTOBAN_CONF)
     t0 = time.time()
-    with secure_session(g, "sub", "127.0.0.2") as c:
-        auth_login(c, password="bad", expect=AUTH_FAILED)
-        auth_plain(c, user="nobody@example.test", expect=AUTH_FAILED)
-        c.cmd("QUIT", "221 goodbye")
+    all_ok(run_parallel({
+        "starttls": lambda: fail_once(g, "127.0.0.2", "sub", mech=auth_login),
+        "unknown-user": lambda: fail_once(g, "127.0.0.2", "req", user="nobody@example.test"),
+    }))
     with secure_session(g, "smtps", "127.0.0.2") as c:
-        auth_plain(c, password="bad", expect=AUTH_BANNED)
-        c.assert_closed()
+        fail_to_ban(g, c, mech=auth_plain)
     banned_at = time.time()
     assert_no_banner(g, "127.0.0.2", "sub")
     assert_no_banner(g, "127.0.0.2", "smtps")
-    other = fresh_ip("internet")
-    with secure_session(g, "sub", other) as c:  # another address: fine, and may log in
+    with secure_session(g, "sub", fresh_ip("internet")) as c:  # another address: fine
         auth_login(c)
     assert_banner(g, "127.0.0.1")
     check_ban_row(g, "127.0.0.2", USER, t0)
@@ -109,34 +125,29 @@ def test_autoban_starttls_from_internet_expires(make_server):
         auth_login(c)
 
 
-def test_autoban_session_with_good_login_between(make_server):
-    """A successful login does not reset the failure count (hMailServer keeps the records)."""
+def test_autoban_good_login_between(make_server):
+    """A successful login does not clear the failures (hMailServer keeps the records until the
+    window passes); the range is named after the user of the last attempt."""
     g = tls_server(make_server, extra_conf=AUTOBAN_CONF)
     ip = fresh_ip("local")
-    with connect(g, "mx", ip) as c:
-        c.ehlo()
-        auth_login(c, password="bad", expect=AUTH_FAILED)
-        auth_login(c, password="bad", expect=AUTH_FAILED)
+    fail_at_once(g, ip, 2)
     with connect(g, "mx", ip) as c:
         c.ehlo()
         auth_login(c, user="user2@example.test")
     with connect(g, "mx", ip) as c:
         c.ehlo()
-        auth_login(c, user="user3@example.test", password="bad", expect=AUTH_BANNED)
-        c.assert_closed()
-    rows = banned_rows(g)
-    assert [r[0] for r in rows] == ["Auto-ban: user3@example.test"], rows
+        fail_to_ban(g, c, user="user3@example.test")
+    assert [r[0] for r in banned_rows(g)] == ["Auto-ban: user3@example.test"], banned_rows(g)
     assert_no_banner(g, ip)
 
 
 def test_failures_outside_the_window_do_not_count(make_server):
     conf = "[autoban]\nenabled = yes\nmax_attempts = 3\nwindow = 2s\nban = 5s\n"
     g = tls_server(make_server, extra_conf=conf)
+    fail_at_once(g, "127.0.0.1", 2)
+    time.sleep(2.0)
     with connect(g, "mx", "127.0.0.1") as c:
         c.ehlo()
-        auth_plain(c, password="a", expect=AUTH_FAILED)
-        auth_plain(c, password="b", expect=AUTH_FAILED)
-        time.sleep(3.0)
         auth_plain(c, password="c", expect=AUTH_FAILED)
         auth_plain(c)
     assert banned_rows(g) == []
@@ -145,34 +156,27 @@ def test_failures_outside_the_window_do_not_count(make_server):
 def test_autoban_disabled(make_server):
     conf = "[autoban]\nenabled = no\nmax_attempts = 3\nwindow = 30s\nban = 5s\n"
     g = tls_server(make_server, extra_conf=conf)
-    with connect(g, "mx", "127.0.0.1") as c:
-        c.ehlo()
-        for i in range(6):
-            auth_plain(c, password=f"bad{i}", expect=AUTH_FAILED)
-        auth_plain(c)
+    all_ok(run_parallel({f"fail{i}": (lambda: fail_once(g, "127.0.0.1")) for i in range(6)}))
     assert banned_rows(g) == []
     assert_banner(g, "127.0.0.1")
 
 
-@pytest.mark.parametrize("attempts", [1, 5])
-def test_autoban_max_attempts_setting(make_server, attempts):
-    conf = f"[autoban]\nenabled = yes\nmax_attempts = {attempts}\nwindow = 30s\nban = 5s\n"
+def test_autoban_max_attempts_one(make_server):
+    conf = "[autoban]\nenabled = yes\nmax_attempts = 1\nwindow = 30s\nban = 5s\n"
     g = tls_server(make_server, extra_conf=conf)
     with connect(g, "mx", "127.0.0.1") as c:
         c.ehlo()
-        for i in range(attempts - 1):
-            auth_plain(c, password=f"bad{i}", expect=AUTH_FAILED)
-        auth_plain(c, password="last", expect=AUTH_BANNED)
-        c.assert_closed()
+        fail_to_ban(g, c, mech=auth_plain)
     assert_no_banner(g, "127.0.0.1")
 
 
 def test_autoban_defaults(make_server):
-    """Without an [autoban] section: on, 3 attempts, ban of 60 minutes."""
+    """Without an [autoban] section: on, 3 attempts, a ban of 60 minutes."""
     g = tls_server(make_server)
     t0 = time.time()
+    fail_at_once(g, "127.0.0.1", 2)
     with connect(g, "mx", "127.0.0.1") as c:
         c.ehlo()
-        fail_three_times(g, c)
+        fail_to_ban(g, c)
     assert_no_banner(g, "127.0.0.1")
     check_ban_row(g, "127.0.0.1", USER, t0, ban_s=3600)

@@ -248,11 +248,8 @@ def test_smtplib_login_mechanism_and_errors(tserver):
         s.user, s.password = USER, PASSWORD
         code, text = s.auth("LOGIN", s.auth_login)
         assert (code, text) == (235, b"authenticated.")
-        try:
-            s.login(USER, PASSWORD)
-            raise AssertionError("second login did not fail")
-        except smtplib.SMTPException as e:
-            assert "503" in str(e) and "Already authenticated." in str(e), e
+        # smtplib's login() hands a 503 back as its result
+        assert s.login(USER, PASSWORD) == (503, b"Already authenticated.")
     finally:
         s.close()
 
@@ -322,4 +319,4 @@ def test_swaks_submission_without_auth_refused(tserver, tmp_path):
                     "--local-interface", "127.0.0.2", "--tls", "--from", USER, "--to", RCV,
                     "--timeout", "20")
     assert rc != 0
-    assert re.search(r"<\*\*\s+530 SMTP authentication is required\.", out), out
+    assert re.search(r"<~?\*+\s+530 SMTP authentication is required\.", out), out

@@ -157,7 +157,9 @@ class TlsConn(SmtpConn):
         self.sock = (context or client_context()).wrap_socket(self.sock,
                                                               server_hostname=HOSTNAME)
         self.tls = True
-        self.log.append(("C", f"<TLS {self.sock.version()} {self.sock.cipher()[0]}>".encode()))
+        name, _, bits = self.sock.cipher()
+        self._tls_info = f"version={self.sock.version()} cipher={name} bits={bits}"
+        self.log.append(("C", f"<TLS {self._tls_info}>".encode()))
         return self
 
     def starttls(self, context=None):
@@ -173,9 +175,9 @@ class TlsConn(SmtpConn):
                                    f"transcript: {self.transcript()}") from None
 
     def tls_info(self):
-        """'version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 bits=256' as the client sees it."""
-        name, _, bits = self.sock.cipher()
-        return f"version={self.sock.version()} cipher={name} bits={bits}"
+        """'version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 bits=256' as the client saw it at the
+        handshake (still known after close)."""
+        return self._tls_info
 
 
 def connect(g, listener="sub", source="127.0.0.2", banner=True, timeout=10.0, context=None):

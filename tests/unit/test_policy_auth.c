@@ -391,7 +391,7 @@ static void test_autoban(void **state)
     assert_string_equal(r.name, "Auto-ban: " USER);
     assert_int_equal(r.priority, 100);
     assert_int_equal(r.flags, 0);
-    assert_int_equal(r.expires, (int64_t)now + 3 + 3600);
+    assert_int_equal(r.expires, (int64_t)now + 3 + 3600 + 1);
     assert_int_equal(r.family, 4);
     /* the server's connection check now finds the ban for that address only */
     assert_int_equal(dir_iprange_match(f->d, &f->ip, &ipr), DIR_OK);
@@ -425,7 +425,7 @@ static void test_autoban_window(void **state)
     assert_int_equal(login(f, USER, "x", &f->ip, t0 + 10 + 1802, NULL), POLICY_AUTH_BANNED);
     struct range_row r;
     ban_row(f, "Auto-ban:%", &r);
-    assert_int_equal(r.expires, (int64_t)t0 + 10 + 1802 + 3600);
+    assert_int_equal(r.expires, (int64_t)t0 + 10 + 1802 + 3600 + 1);
     /* a ban that ran out no longer matches */
     struct dir_iprange ipr;
     assert_int_equal(dir_iprange_match(f->d, &f->ip, &ipr), DIR_OK);
@@ -511,7 +511,7 @@ static void test_autoban_expired(void **state)
     ban_row(f, "Auto-ban:%", &r);
     assert_int_equal(r.count, 1);
     assert_string_equal(r.name, "Auto-ban: " USER);
-    assert_int_equal(r.expires, (int64_t)now + 3600);
+    assert_int_equal(r.expires, (int64_t)now + 3600 + 1);
     struct dir_iprange ipr;
     assert_int_equal(dir_iprange_match(f->d, &f->ip2, &ipr), DIR_OK);
     assert_string_equal(ipr.name, "Auto-ban: " USER);
@@ -520,8 +520,9 @@ static void test_autoban_expired(void **state)
     f->ab.max_attempts = 3;
     assert_int_equal(login(f, USER, "x", &f->ip, now, NULL), POLICY_AUTH_FAILED);
     assert_int_equal(policy_autoban_prune(f->db, &f->ab, now + 1800, &err), 1);
-    assert_int_equal(policy_autoban_prune(f->db, &f->ab, now + 3600, &err), 1);
     assert_int_equal(policy_autoban_prune(f->db, &f->ab, now + 3600, &err), 0);
+    assert_int_equal(policy_autoban_prune(f->db, &f->ab, now + 3601, &err), 1);
+    assert_int_equal(policy_autoban_prune(f->db, &f->ab, now + 3601, &err), 0);
     no_open_transaction(f);
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM iprange"), 5); /* 4 defaults + manual */
 }
