@@ -189,7 +189,19 @@ void pool_free(struct pool **pp)
     pthread_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
+    /* done callbacks may submit follow-up jobs (e.g. deliver a bounce): with the threads gone,
+     * run those here until nothing is left, so no job is ever dropped. */
     pool_run_done(p);
+    while (p->queue_head) {
+        struct pool_job *j = p->queue_head;
+        p->queue_head = j->next;
+        if (!p->queue_head)
+            p->queue_tail = NULL;
+        j->work(j->job);
+        j->next = NULL;
+        p->done_head = p->done_tail = j;
+        pool_run_done(p);
+    }
     event_free(p->ev);
     close(p->efd);
     pthread_mutex_destroy(&p->lock);

@@ -119,14 +119,20 @@ void policy_auth_login(sqlite3 *db, struct dir *d, const char *user, const char 
         out->status = POLICY_AUTH_TEMPFAIL;
         return;
     }
-    bool ok = false;
+    bool ok = false, hashed = false;
     if (r != DIR_OK) {
-        dir_password_verify(dummy_hash, *password ? password : "-");
+        /* why set by find_account */
     } else if (!*password) {
         why = "empty password";
-    } else if (!(ok = dir_password_verify(a.password_hash, password))) {
-        why = a.password_hash[0] ? "wrong password" : "account has no password";
+    } else if (!a.password_hash[0]) {
+        why = "account has no password";
+    } else {
+        hashed = true;
+        if (!(ok = dir_password_verify(a.password_hash, password)))
+            why = "wrong password";
     }
+    if (!hashed) /* the same work as a real check, so the time taken tells nothing */
+        dir_password_verify(dummy_hash, *password ? password : "-");
 
     if (ok) {
         out->status = POLICY_AUTH_OK;

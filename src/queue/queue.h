@@ -50,4 +50,9 @@ int queue_deliver_message(sqlite3 *db, struct dir *dir, const struct queue_deliv
 int queue_deliver_pending(sqlite3 *db, struct dir *dir, const struct queue_deliver_env *env,
                           unsigned *delivered_r, const char **err_r);
 
+/* Remove a message whose recipients are all delivered or failed (and release its blob, unlinking
+ * the file after COMMIT); does nothing while any recipient is queued or held. */
+int queue_message_finish(sqlite3 *db, const char *data_dir, int64_t message_id,
+                         const char **err_r);
+
 #endif

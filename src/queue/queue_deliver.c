@@ -452,3 +452,12 @@ int queue_deliver_pending(sqlite3 *db, struct dir *dir, const struct queue_deliv
     free(ids);
     return ret;
 }
+
+int queue_message_finish(sqlite3 *db, const char *data_dir, int64_t message_id, const char **err_r)
+{
+    struct msg_row m;
+    int r = msg_load(db, message_id, &m, err_r);
+    if (r <= 0)
+        return r;
+    return msg_finish(db, data_dir, &m, err_r);
+}

@@ -260,8 +260,9 @@ def test_smtplib_wrong_password(tserver):
                          context=client_context())
     try:
         s.ehlo("client.test")
+        s.user, s.password = USER, "wrong"
         with pytest.raises(smtplib.SMTPAuthenticationError) as ei:
-            s.login(USER, "wrong")
+            s.auth("PLAIN", s.auth_plain)  # login() would go on with LOGIN: a second failure
         assert ei.value.smtp_code == 535
         assert ei.value.smtp_error == b"Authentication failed. Restarting authentication process."
     finally:

@@ -144,9 +144,13 @@ def test_required_listener_after_tls(tserver):
 # STARTTLS resets the session; pipelined bytes after STARTTLS are discarded
 
 
-@pytest.mark.parametrize("listener", ["sub", "req"])
-@pytest.mark.parametrize("tail", ["RSET\r\n", "NOOP\r\nNOOP\r\n", "MAIL FROM:<a@external.test>\r\n",
-                                  "EHLO evil.test\r\n", "QUIT\r\n", "NOOP"])
+INJECTIONS = [("sub", "RSET\r\n"), ("req", "RSET\r\n"), ("sub", "NOOP\r\nNOOP\r\n"),
+              ("sub", "MAIL FROM:<a@external.test>\r\n"), ("sub", "EHLO evil.test\r\n"),
+              ("req", "QUIT\r\n"), ("sub", "NOOP")]
+
+
+@pytest.mark.parametrize("listener,tail", INJECTIONS,
+                         ids=[f"{li}-{t.split()[0]}{t.count(chr(10))}" for li, t in INJECTIONS])
 def test_starttls_injection(tserver, listener, tail):
     """STARTTLS + more commands in one packet: only 220, then the handshake; the extra bytes are
     never answered, neither before nor after the handshake (CVE-2011-0411 class)."""
@@ -155,7 +159,7 @@ def test_starttls_injection(tserver, listener, tail):
         c.sendraw("STARTTLS\r\n" + tail)
         c.expect(TLS_READY)
         c.handshake()  # asserts nothing else arrived in plain text
-        c.assert_silent(1.0)
+        c.assert_silent(0.5)
         # the session is alive and in its initial state: the injected commands left no trace
         c.cmd("MAIL FROM:<a@external.test>", HELO_FIRST)
         c.ehlo()
