@@ -84,6 +84,7 @@ struct conf_setting_def {
 #define CONF_STRUCT_tls struct conf
 #define CONF_STRUCT_smtp struct conf
 #define CONF_STRUCT_autoban struct conf
+#define CONF_STRUCT_delivery struct conf
 #define CONF_STRUCT_listener struct conf_listener
 #define CONF_IS_STRING(x) _Generic((x), char * : 1, default : 0)
 #define CONF_IS_UNSIGNED(x) _Generic((x), unsigned : 1, default : 0)

@@ -65,6 +65,18 @@ struct conf {
     unsigned autoban_window_s;
     unsigned autoban_ban_s; /* 0 = disconnect only, no ban range */
 
+    /* [delivery] */
+    unsigned delivery_retries;
+    unsigned delivery_retry_interval_s;
+    char *delivery_security;       /* opportunistic | required | none */
+    char *delivery_relay_host;     /* "" = MX delivery */
+    unsigned delivery_relay_port;
+    char *delivery_relay_user;
+    char *delivery_relay_password;
+    char *delivery_relay_security; /* opportunistic | starttls | tls | none */
+    unsigned delivery_max_connections;
+    unsigned delivery_timeout_s;
+
     struct conf_listener *listeners;
     size_t listeners_count;
 };
