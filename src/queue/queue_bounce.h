@@ -24,7 +24,8 @@
 
 /* How much of the original's header section callers read for a bounce. */
 #define QUEUE_BOUNCE_HEADER_MAX (64 * 1024)
-/* No bounce once the original's X-Gannet-Loop header has reached this value (§8.7 rulelooplimit). */
+/* No bounce once the original's X-Gannet-Loop header has reached this value (§8.7 rulelooplimit).
+ */
 #define QUEUE_BOUNCE_LOOP_LIMIT 5
 /* The loop counter header, incremented in every bounce. */
 #define QUEUE_BOUNCE_LOOP_HEADER "X-Gannet-Loop"
@@ -83,7 +84,7 @@ int queue_bounce_error_quota(char *out, size_t size);
  * "550-"), else "5.0.0" when permanent, "4.0.0" when not. reply may be NULL. out >= 16 bytes. */
 void queue_bounce_status_from_reply(const char *reply, bool permanent, char *out, size_t size);
 
-/* Build the whole bounce (CRLF line ends, every line <= 998 bytes) into out:
+/* Build the whole bounce (CRLF line ends, every line <= 998 bytes), appended to out:
  * multipart/report; report-type=delivery-status with
  *   1. text/plain; charset=utf-8: the §8.7 template signed "Gannet" (7bit, or quoted-printable
  *      when the text is not plain ASCII or has an over-long line);
@@ -95,7 +96,7 @@ void queue_bounce_status_from_reply(const char *reply, bool permanent, char *out
  * Subject: Message undeliverable: <original subject>, Date (now), Message-ID <GUID@hostname>,
  * MIME-Version, Content-Type, Auto-Submitted: auto-generated, X-Gannet-Loop: <original + 1>.
  * Permanent recipients are listed one by one; the others are grouped and followed by
- * "Tried <tries> time(s)". Returns 0, or -1 (bad arguments, out full). */
+ * "Tried <tries> time(s)". Returns 0, or -1 (bad arguments; out full: out left as it was). */
 int queue_bounce_build(const char *hostname, const char *sender, const char *header_section,
                        const struct queue_bounce_rcpt *rcpts, size_t count, unsigned tries,
                        time_t now, struct buf *out, const char **err_r);

@@ -353,3 +353,69 @@ def test_mail_auth_parameter(tserver, param):
         auth_plain(c)
         c.cmd(f"MAIL FROM:<{USER}> {param}", "250 OK")
         c.cmd(f"RCPT TO:<{EXT_RCPT}>", "250 OK")
+
+
+# --------------------------------------------------------------------------------------------
+# Hashes moved from another server (`gannet account add --password-hash`, issue 3 item 5)
+
+
+def _legacy_hashes(password):
+    import hashlib
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # deprecated, still in Python 3.11 (Debian 12)
+        return {
+            "yescrypt": crypt.crypt(password, "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$"),
+            "sha512": crypt.crypt(password, crypt.mksalt(crypt.METHOD_SHA512)),
+            "bcrypt": crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)),
+            "hmailserver": "a1b2c3" + hashlib.sha256(b"a1b2c3" + password.encode()).hexdigest(),
+        }
+
+
+def _stored_hash(g, addr):
+    import sqlite3
+    db = sqlite3.connect(f"file:{g.db}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute("SELECT password_hash FROM account WHERE address = ?",
+                          (addr,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_imported_password_hashes(make_server):
+    """Each imported scheme logs in with the right password only; a legacy hash is replaced by
+    yescrypt at the first successful login."""
+    from tlsutil import tls_server
+    pw = "Imp0rted-pw"
+    hashes = _legacy_hashes(pw)
+    assert hashes["yescrypt"].startswith("$y$") and hashes["bcrypt"].startswith("$2b$")
+    setup = [["account", "add", f"{k}@example.test", "--password-hash", h]
+             for k, h in hashes.items()]
+    g = tls_server(make_server, setup=setup)
+    for k, h in hashes.items():
+        assert _stored_hash(g, f"{k}@example.test") == h
+
+    def one(k):
+        with ready(g, "mx", fresh_ip("local")) as c:
+            auth_plain(c, user=f"{k}@example.test", password=pw.upper(), expect=AUTH_FAILED)
+            auth_login(c, user=f"{k}@example.test", password=pw)
+            c.cmd(f"MAIL FROM:<{EXT}>", "250 OK")
+            c.cmd(f"RCPT TO:<{EXT_RCPT}>", "250 OK")
+    all_ok(run_parallel({k: (lambda k=k: one(k)) for k in hashes}))
+    for k, h in hashes.items():
+        now = _stored_hash(g, f"{k}@example.test")
+        if k == "yescrypt":
+            assert now == h, "a yescrypt hash was rewritten"
+        else:
+            assert now.startswith("$y$"), f"{k} hash not replaced by yescrypt: {now}"
+    # and the new hash still takes the same password; the session after it too
+    with ready(g, "mx", "127.0.0.1") as c:
+        auth_plain(c, user="hmailserver@example.test", password=pw)
+
+
+@pytest.mark.parametrize("bad", ["plaintext", "$1$abc$def", "a1b2c3" + "0" * 63, "$6$"])
+def test_password_hash_import_refuses_unknown_forms(tserver, bad):
+    r = tserver.cli("account", "add", "badhash@example.test", "--password-hash", bad,
+                    check=False)
+    assert r.returncode != 0, f"--password-hash accepted {bad!r}"

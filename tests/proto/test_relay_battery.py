@@ -117,8 +117,8 @@ def relay_server(tserver, mta):
     """The shared TLS server with routes to the fake MTA."""
     g = tserver
     g.cli("route", "add", V, "--host", "127.0.0.1", "--port", mta.port)
-    g.route_literal = g.cli("route", "add", "[127.0.0.50]", "--host", "127.0.0.1", "--port",
-                            mta.port, check=False).returncode == 0
+    # the CLI may refuse an address literal as a route domain; then the queue check covers it
+    g.cli("route", "add", "[127.0.0.50]", "--host", "127.0.0.1", "--port", mta.port, check=False)
     g.cli("route", "add", "localhost", "--host", "127.0.0.1", "--port", mta.port, check=False)
     return g
 
@@ -190,7 +190,7 @@ def test_relay_after_failed_auth_refused(relay_server):
 def test_zz_nothing_relayed(relay_server, mta):
     """Runs last: the fake MTA saw nothing and the queue holds no would-be relay recipient."""
     relay_server.cli("queue", "flush", check=False)
-    time.sleep(1.5)
+    time.sleep(1.0)
     with mta.lock:
         assert mta.events == [], f"the fake remote MTA received: {mta.events}"
     q = queue_list(relay_server).lower()
