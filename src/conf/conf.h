@@ -74,6 +74,7 @@ struct conf {
     char *delivery_relay_user;
     char *delivery_relay_password;
     char *delivery_relay_security; /* opportunistic | starttls | tls | none */
+    char *delivery_ca_file;        /* "" = system CA store */
     unsigned delivery_max_connections;
     unsigned delivery_timeout_s;
 

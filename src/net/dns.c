@@ -713,6 +713,7 @@ struct dns_query {
     bool starting;    /* inside ares_query(): an immediate callback is deferred */
     bool sync_answer; /* ... and it happened */
     bool fresh;       /* ans came from the network/fake (cache it) */
+    bool cacheable;   /* false for PTR (see dns.h) */
     char name[DNS_NAME_MAX];
     dns_query_done *done;
     void *owner;
@@ -738,7 +739,7 @@ static void dns_query_answer(struct dns_query *q)
         q->done(q, st, NULL, 0);
         return;
     }
-    if (q->fresh)
+    if (q->fresh && q->cacheable)
         dns_cache_put(d, q->type, q->name, rr, n);
     char cur[DNS_NAME_MAX];
     str_copy(cur, sizeof(cur), q->name);
@@ -823,7 +824,7 @@ static void dns_query_start(struct dns_query *q)
         q->done(q, DNS_TEMPFAIL, NULL, 0);
         return;
     }
-    if (dns_cache_get(d, q->type, q->name, &q->rr, &q->n)) {
+    if (q->cacheable && dns_cache_get(d, q->type, q->name, &q->rr, &q->n)) {
         q->st = DNS_OK;
     } else if (d->fake) {
         q->st = dns_fake_answer(d, q->name, q->type, &q->rr, &q->n);
@@ -849,6 +850,7 @@ static void dns_query_init(struct dns_query *q, struct dns *d, const char *name,
     q->type = type;
     q->done = done;
     q->owner = owner;
+    q->cacheable = type != DNS_T_PTR;
     if (dns_name_norm(name, q->name) < 0) {
         q->st = DNS_NOTFOUND;
         dns_defer(d, &q->df, dns_query_fire, q);
@@ -913,14 +915,13 @@ static void dns_mx_done(struct dns_query *q, enum dns_status st, const struct dn
     struct dns_mx *mx = n ? xcalloc(n, sizeof(*mx)) : NULL;
     for (size_t i = 0; i < n; i++) {
         mx[i].preference = rr[i].pref;
-        if (dns_name_is_root(rr[i].data) || dns_name_norm(rr[i].data, mx[i].host) < 0)
-            mx[i].host[0] = '\0';
+        str_copy(mx[i].host, sizeof(mx[i].host), rr[i].data);
     }
     bool null_mx = st == DNS_OK && dns_mx_is_null(mx, n);
     size_t k = 0;
-    for (size_t i = 0; i < n && !null_mx; i++) /* a root exchange among others is unusable */
-        if (mx[i].host[0])
-            mx[k++] = mx[i];
+    for (size_t i = 0; i < n && !null_mx; i++) /* a root among others, a bad name: unusable */
+        if (!dns_name_is_root(rr[i].data) && dns_name_norm(rr[i].data, mx[k].host) == 0)
+            mx[k++].preference = rr[i].pref;
     dns_mx_sort(mx, k);
     r->cb(r->ctx, st, k ? mx : NULL, k, null_mx);
     free(mx);

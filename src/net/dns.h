@@ -6,7 +6,10 @@
  *
  * Lookups: PTR (Received header), MX (sorted, null MX detected) and A+AAAA (IP literals answered
  * without a query). CNAME chains are followed (also when the server only returns the CNAME).
- * Positive answers are cached for min(TTL, 1 h), at most 1000 names (dns_set_cache_size()).
+ * Positive MX/A/AAAA answers are cached for min(TTL, 1 h), at most 1000 names
+ * (dns_set_cache_size()); PTR answers are not cached (one per connection, and protocol tests add
+ * and remove PTR records for the same client address while one server runs). Negative answers
+ * are not cached.
  *
  * dns_new_fake() gives the same API over an in-memory zone (dns_fake_add()) for unit tests: it
  * answers like tests/proto/gannet.py's FakeDNS — records for the name and type, else NODATA when

@@ -21,6 +21,9 @@ struct queue_sched *queue_sched_new(struct server *srv);
 void queue_sched_kick(struct queue_sched *q);
 /* Stop picking new work; deliveries in progress finish or are abandoned by the loop's end. */
 void queue_sched_stop(struct queue_sched *q);
+/* After the event loop has ended: cancel SMTP sessions in progress and abandon deliveries whose
+ * DNS or worker steps call back later (their recipients stay queued). */
+void queue_sched_cancel_all(struct queue_sched *q);
 /* Deliveries in progress. */
 unsigned queue_sched_active(const struct queue_sched *q);
 void queue_sched_free(struct queue_sched **q);

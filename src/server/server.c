@@ -32,6 +32,8 @@
 #include "net/dns.h"
 #include "net/pool.h"
 #include "net/tls.h"
+#include "net/tls_client.h"
+#include "queue/queue_sched.h"
 #include "queue/queue.h"
 #include "smtp/smtp.h"
 
@@ -61,12 +63,22 @@ uint64_t server_session_id_new(struct server *s)
     return id;
 }
 
+static void server_maybe_exit(struct server *s)
+{
+    if (s->shutting_down && s->sessions_count == 0 && queue_sched_active(s->sched) == 0)
+        event_base_loopexit(s->base, NULL);
+}
+
 void server_session_gone(struct server *s, uint64_t id)
 {
     idmap_del(&s->sessions, id);
     s->sessions_count--;
-    if (s->shutting_down && s->sessions_count == 0)
-        event_base_loopexit(s->base, NULL);
+    server_maybe_exit(s);
+}
+
+void server_delivery_gone(struct server *s)
+{
+    server_maybe_exit(s);
 }
 
 /* ---- local delivery jobs ---- */
@@ -104,6 +116,9 @@ static void server_deliver_work(void *arg)
 static void server_deliver_done(void *arg)
 {
     free(arg);
+    /* New remote recipients (the message's own, or forwards made by local delivery). */
+    if (the_server && the_server->sched)
+        queue_sched_kick(the_server->sched);
 }
 
 void server_deliver_message(struct server *s, int64_t message_id)
@@ -254,11 +269,11 @@ static void server_signal_cb(evutil_socket_t sig, short what, void *arg)
     s->shutting_down = true;
     server_listeners_close(s);
     smtp_sessions_shutdown(s);
+    queue_sched_stop(s->sched);
     struct timeval tv = {SERVER_SHUTDOWN_GRACE, 0};
     s->shutdown_timer = evtimer_new(s->base, server_force_exit_cb, s);
     evtimer_add(s->shutdown_timer, &tv);
-    if (s->sessions_count == 0)
-        event_base_loopexit(s->base, NULL);
+    server_maybe_exit(s);
 }
 
 static int server_drop_privileges(const char *user, const char **err_r)
@@ -397,15 +412,23 @@ int server_main(const char *config_path, int argc, char **argv)
         for (int i = 0; i < 3; i++)
             evsignal_add(sigs[i], NULL);
         srv.pool = pool_new(srv.base, SERVER_WORKERS, conf->database);
+        const char *cerr = NULL;
+        srv.tls_client = tls_client_new(conf->delivery_ca_file, true, &cerr);
+        if (!srv.tls_client)
+            log_warn("outbound TLS unavailable: %s", cerr);
+        srv.sched = queue_sched_new(&srv);
         server_deliver_message(&srv, 0); /* whatever a previous run left undelivered */
         log_info("gannet started (hostname %s, data %s)", conf->hostname, conf->data_dir);
         event_base_dispatch(srv.base);
         log_info("gannet stopped");
     }
     server_listeners_close(&srv);
+    queue_sched_cancel_all(srv.sched); /* deliveries the grace period did not see finish */
     pool_free(&srv.pool);
     smtp_sessions_free_all(&srv);
-    dns_free(&srv.dns);
+    dns_free(&srv.dns); /* pending lookups call back (abandoned deliveries free themselves) */
+    queue_sched_free(&srv.sched);
+    tls_client_free(&srv.tls_client);
     tls_server_free(&srv.tls);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);

@@ -14,6 +14,8 @@ struct event_base;
 struct pool;
 struct dns;
 struct tls_server;
+struct tls_client;
+struct queue_sched;
 
 struct server {
     struct conf *conf;
@@ -21,6 +23,8 @@ struct server {
     struct pool *pool;
     struct dns *dns;
     struct tls_server *tls; /* NULL when no listener uses TLS */
+    struct tls_client *tls_client; /* outbound STARTTLS / TLS */
+    struct queue_sched *sched;     /* outbound delivery */
     struct idmap sessions; /* id -> struct smtp_session* */
     size_t sessions_count;
     uint64_t next_session_id;
@@ -34,6 +38,8 @@ struct server *server_get(void);
 uint64_t server_session_id_new(struct server *s);
 /* A session ended: forget it; during shutdown, the last one ends the loop. */
 void server_session_gone(struct server *s, uint64_t id);
+/* An outbound delivery finished: during shutdown, the last one ends the loop. */
+void server_delivery_gone(struct server *s);
 /* Ask the local-delivery worker to deliver this committed message now. */
 void server_deliver_message(struct server *s, int64_t message_id);
 

@@ -113,25 +113,13 @@ struct smtp_client {
 
 static const char *sc_state_name(enum sc_state st)
 {
+    /* clang-format off */
     static const char *const names[] = {
-        "CONNECT",
-        "TLS_IMPLICIT",
-        "BANNER",
-        "EHLO",
-        "HELO",
-        "STARTTLS",
-        "TLS_HANDSHAKE",
-        "AUTH_PLAIN",
-        "AUTH_LOGIN",
-        "AUTH_LOGIN_USER",
-        "AUTH_LOGIN_PASS",
-        "MAIL",
-        "RCPT",
-        "DATA",
-        "BODY",
-        "QUIT",
-        "DONE",
+        "CONNECT", "TLS_IMPLICIT", "BANNER", "EHLO", "HELO", "STARTTLS", "TLS_HANDSHAKE",
+        "AUTH_PLAIN", "AUTH_LOGIN", "AUTH_LOGIN_USER", "AUTH_LOGIN_PASS", "MAIL", "RCPT", "DATA",
+        "BODY", "QUIT", "DONE",
     };
+    /* clang-format on */
     return (size_t)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 

@@ -697,6 +697,7 @@ static void test_reference(void **state)
         "relay_user",
         "relay_password",
         "relay_security",
+        "ca_file",
         "max_connections",
         "timeout",
         "protocol",

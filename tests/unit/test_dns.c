@@ -627,6 +627,13 @@ static void test_fake_ptr(void **state)
     lookup_ptr(f->base, f->d, "192.0.2.10", &r);
     assert_int_equal(r.st, DNS_NOTFOUND);
     assert_string_equal(r.name, "(null)");
+    /* not cached: the record's removal is seen at once */
+    unsigned q = dns_fake_queries(f->d);
+    lookup_ptr(f->base, f->d, "192.0.2.9", &r);
+    assert_int_equal(dns_fake_queries(f->d), q + 1);
+    dns_fake_clear(f->d);
+    lookup_ptr(f->base, f->d, "192.0.2.9", &r);
+    assert_int_equal(r.st, DNS_NOTFOUND);
     dns_fake_fail(f->d, "11.2.0.192.in-addr.arpa", "PTR");
     lookup_ptr(f->base, f->d, "192.0.2.11", &r);
     assert_int_equal(r.st, DNS_TEMPFAIL);
@@ -775,6 +782,8 @@ static const struct canned canned[] = {
     {"broken.real.test", DNS_T_MX, 2 /* SERVFAIL */, {{NULL, 0, NULL}}},
     {"nodata.real.test", DNS_T_MX, 0, {{NULL, 0, NULL}}},
     {"null.real.test", DNS_T_MX, 0, {{NULL, DNS_T_MX, "0 ."}}},
+    /* an exchange that is no host name: dropped, and not a null MX either */
+    {"badname.real.test", DNS_T_MX, 0, {{NULL, DNS_T_MX, "0 bad name.real.test"}}},
     {"9.2.0.192.in-addr.arpa", DNS_T_PTR, 0, {{NULL, DNS_T_PTR, "Host.Real.Test"}}},
 };
 
@@ -900,6 +909,10 @@ static void test_real_lookups(void **state)
     lookup_mx(f->base, f->d, "null.real.test", &r);
     assert_int_equal(r.st, DNS_OK);
     assert_true(r.null_mx);
+    lookup_mx(f->base, f->d, "badname.real.test", &r);
+    assert_int_equal(r.st, DNS_OK);
+    assert_int_equal(r.n, 0);
+    assert_false(r.null_mx);
     lookup_mx(f->base, f->d, "nodata.real.test", &r);
     assert_int_equal(r.st, DNS_OK);
     assert_int_equal(r.n, 0);

@@ -8,7 +8,7 @@
  * no DATA without an accepted RCPT, dot-stuffing and line-end repair on the wire, over-long and
  * endless replies, timeouts, remote close, STARTTLS (opportunistic, required, unverifiable,
  * wrong name, missing, failed handshake + clear retry), implicit TLS, AUTH PLAIN / LOGIN / refused,
- * refused connections, invalid requests and cancel. */
+ * refused connections, IPv6, invalid requests and cancel. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -334,7 +334,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)arg;
 }
 
-static struct fake *fake_new(void)
+/* A fake server listening on 127.0.0.1 (v6 = false) or ::1; NULL when ::1 is not available. */
+static struct fake *fake_new_at(bool v6)
 {
     struct fake *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -342,20 +343,43 @@ static struct fake *fake_new(void)
     f->banner = "220 fake.test ESMTP\r\n";
     buf_init(&f->transcript, 0);
     buf_init(&f->data, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t sl;
+    if (v6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_addr = in6addr_loopback;
+        sl = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sl = sizeof(*s4);
+    }
     f->lst =
         evconnlistener_new_bind(f->base, fake_accept, f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-                                16, (struct sockaddr *)&sin, sizeof(sin));
+                                16, (struct sockaddr *)&ss, (int)sl);
+    if (!f->lst && v6) {
+        event_base_free(f->base);
+        free(f);
+        return NULL;
+    }
     assert_non_null(f->lst);
-    struct sockaddr_in bound;
+    struct sockaddr_storage bound;
     socklen_t bl = sizeof(bound);
     getsockname(evconnlistener_get_fd(f->lst), (struct sockaddr *)&bound, &bl);
-    f->port = ntohs(bound.sin_port);
+    f->port = ntohs(v6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                       : ((struct sockaddr_in *)&bound)->sin_port);
     f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
     struct timeval tv = {0, 50000};
     event_add(f->tick, &tv);
     return f;
+}
+
+static struct fake *fake_new(void)
+{
+    return fake_new_at(false);
 }
 
 static void fake_free(struct fake *f)
@@ -966,6 +990,23 @@ static void test_starttls_required(void **state)
         fake_free(f);
     }
 
+    /* a context that never verifies: required TLS still encrypts, unverified */
+    const char *err = NULL;
+    struct tls_client *noverify = tls_client_new(NULL, false, &err);
+    assert_non_null(noverify);
+    f = fake_new();
+    f->steps = tls_steps;
+    req = base_req(f);
+    req.security = SMTP_CLIENT_TLS_REQUIRED;
+    req.host_name = "mx.other.test";
+    run(f, noverify, &req, &o);
+    assert_true(o.res.tls);
+    assert_false(o.res.tls_verified);
+    assert_true(o.res.rcpts[0].ok && o.res.rcpts[1].ok);
+    fake_free(f);
+    tls_client_free(&noverify);
+    assert_null(noverify);
+
     /* not offered at all: permanent */
     f = fake_new();
     req = base_req(f);
@@ -1144,6 +1185,22 @@ static void test_auth_login_and_refused(void **state)
     fake_free(f);
 }
 
+static void test_ipv6(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new_at(true);
+    if (!f)
+        skip();
+    struct smtp_client_request req = base_req(f);
+    ipaddr_parse("::1", &req.ip);
+    req.host_name = NULL; /* the certificate check would use the IP */
+    struct outcome o;
+    run(f, NULL, &req, &o);
+    assert_string_equal(f->data.data, hello_wire);
+    assert_true(o.res.rcpts[0].ok && o.res.rcpts[1].ok);
+    fake_free(f);
+}
+
 static void test_invalid_request_and_cancel(void **state)
 {
     (void)state;
@@ -1199,6 +1256,7 @@ int main(void)
         cmocka_unit_test(test_starttls_failed_then_clear),
         cmocka_unit_test(test_implicit_tls),
         cmocka_unit_test(test_auth_login_and_refused),
+        cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_invalid_request_and_cancel),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
