@@ -137,6 +137,9 @@ const char *const dir_migrations[] = {
     "  at INTEGER NOT NULL);"
     "CREATE INDEX auth_failure_ip ON auth_failure(ip, at);"
     "CREATE INDEX auth_failure_at ON auth_failure(at);",
+    /* 3: a failed recipient whose bounce has been queued (local delivery failures: quota, unknown
+     * or disabled account at delivery time). */
+    "ALTER TABLE queue_rcpt ADD COLUMN bounced INTEGER NOT NULL DEFAULT 0;",
 };
 
 const int dir_migrations_count = (int)(sizeof(dir_migrations) / sizeof(dir_migrations[0]));

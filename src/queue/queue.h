@@ -40,6 +40,7 @@ int queue_recover(sqlite3 *db, const char *data_dir, unsigned *removed_r);
 /* ---- local delivery (queue_deliver.c) ---- */
 struct queue_deliver_env {
     const char *data_dir;
+    const char *hostname;  /* for bounces (mailer-daemon@hostname); NULL = no bounces */
     bool add_delivered_to; /* [smtp] add_delivered_to */
 };
 /* Deliver every queued local recipient of one message. Returns 0, or -1 on a database error

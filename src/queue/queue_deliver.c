@@ -30,6 +30,7 @@
 #include "lib/xalloc.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
+#include "queue/queue_bounce.h"
 #include "store/store.h"
 
 struct msg_row {
@@ -387,6 +388,81 @@ dbfail:
     return -1;
 }
 
+/* Recipients that failed at local delivery (quota, account gone or disabled) get one bounce to
+ * the sender (hmailserver-behaviour.md §4.5), queued like any message; a local sender receives
+ * it right away. A crash between queuing the bounce and marking the rows may bounce twice. */
+static void bounce_local_failures(sqlite3 *db, struct dir *dir, const struct queue_deliver_env *env,
+                                  const struct msg_row *m)
+{
+    sqlite3_stmt *st = NULL;
+    if (!env->hostname ||
+        sqlite3_prepare_v2(db,
+                           "SELECT id, address, original, last_error FROM queue_rcpt WHERE"
+                           " message_id = ?1 AND kind = 'local' AND state = 'failed' AND"
+                           " bounced = 0",
+                           -1, &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(st, 1, m->id);
+    struct queue_bounce_rcpt br[64];
+    char addrs[64][ADDR_MAX];
+    char errs[64][600];
+    int64_t ids[64];
+    size_t n = 0;
+    while (n < 64 && sqlite3_step(st) == SQLITE_ROW) {
+        ids[n] = sqlite3_column_int64(st, 0);
+        const unsigned char *orig = sqlite3_column_text(st, 2);
+        const unsigned char *addr = sqlite3_column_text(st, 1);
+        const unsigned char *why = sqlite3_column_text(st, 3);
+        snprintf(addrs[n], sizeof(addrs[n]), "%s",
+                 orig && *orig ? (const char *)orig : (const char *)addr);
+        if (why && strcmp((const char *)why, "Inbox is full") == 0)
+            queue_bounce_error_quota(errs[n], sizeof(errs[n]));
+        else
+            queue_bounce_error_text(why ? (const char *)why : "Delivery failed", errs[n],
+                                    sizeof(errs[n]));
+        br[n] = (struct queue_bounce_rcpt){.address = addrs[n],
+                                           .error = errs[n],
+                                           .status = "5.2.2",
+                                           .permanent = true};
+        if (!why || strcmp((const char *)why, "Inbox is full") != 0)
+            br[n].status = "5.1.1";
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (n == 0)
+        return;
+    const char *err = NULL;
+    struct buf hdr, out;
+    buf_init(&hdr, 0);
+    buf_init(&out, 0);
+    if (store_blob_header_section(env->data_dir, m->blob_id, QUEUE_BOUNCE_HEADER_MAX, &hdr, &err) < 0)
+        buf_reset(&hdr);
+    buf_append(&hdr, "", 0);
+    int64_t bounce_id = 0;
+    if (queue_bounce_wanted(m->sender, hdr.data)) {
+        if (queue_bounce_build(env->hostname, m->sender, hdr.data, br, n, 0, time(NULL), &out,
+                               &err) < 0 ||
+            queue_bounce_enqueue(db, dir, env->data_dir, m->sender, &out, &bounce_id, &err) < 0)
+            log_error("%s: cannot queue a bounce to <%s>: %s", m->queue_id, m->sender,
+                      err ? err : "?");
+        else
+            log_info("%s: bounce sent to <%s>", m->queue_id, m->sender);
+    }
+    buf_free(&hdr);
+    buf_free(&out);
+    for (size_t i = 0; i < n; i++) {
+        if (sqlite3_prepare_v2(db, "UPDATE queue_rcpt SET bounced = 1 WHERE id = ?1", -1, &st,
+                               NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, ids[i]);
+            sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (bounce_id && queue_deliver_message(db, dir, env, bounce_id, &err) < 0)
+        log_error("bounce delivery: %s", err);
+}
+
 int queue_deliver_message(sqlite3 *db, struct dir *dir, const struct queue_deliver_env *env,
                           int64_t message_id, const char **err_r)
 {
@@ -412,6 +488,7 @@ int queue_deliver_message(sqlite3 *db, struct dir *dir, const struct queue_deliv
             return -1;
     if (r < 0)
         return -1;
+    bounce_local_failures(db, dir, env, &m);
     return msg_finish(db, env->data_dir, &m, err_r);
 }
 

@@ -100,6 +100,7 @@ static void server_deliver_work(void *arg)
         return;
     }
     struct queue_deliver_env env = {.data_dir = j->data_dir,
+                                    .hostname = server_get()->conf->hostname,
                                     .add_delivered_to = j->add_delivered_to};
     if (j->message_id) {
         if (queue_deliver_message(db, d, &env, j->message_id, &err) < 0)

@@ -7,9 +7,11 @@
  * once per server; the result arrives in a callback on the loop thread, never from inside
  * smtp_client_send(). All recipients always get a result:
  *   ok                 accepted by the server after the final "250" (delivered);
- *   !ok && permanent   a 5xx reply decided it: bounce now;
+ *   !ok && permanent   a 5xx reply decided it: bounce now (a refused AUTH never does: it is
+ *                      temporary whatever its code, the administrator fixes credentials);
  *   !ok && !permanent  anything else (4xx, connection trouble, timeouts): retry, possibly on the
  *                      next address of the target.
+ * For delivered recipients, text is the reply to the final dot ("250 2.0.0 queued as ...").
  * When a reply decided a recipient, rcpt.code is that reply's code, rcpt.text the reply and
  * rcpt.command the command it answered (bounce: "Remote server (<ip>) issued an error ...
  * sent: <command> ... replied: <text>", queue_bounce_error_remote). When no reply decided it

@@ -704,3 +704,19 @@ def rcpt_rows(g, qid):
         rows.append(dict(zip(cols, (c.strip() for c in cells))))
     assert cols, f"no recipient table in `gannet queue show {qid}`:\n{out}"
     return rows
+
+
+class unreachable:
+    """Context manager: `domain` gets an A record (implicit MX) at a loopback address where
+    nothing listens, so mail for it fails temporarily (connection refused) and stays queued for
+    the next retry instead of bouncing at once on NXDOMAIN. The record is removed afterwards."""
+
+    def __init__(self, dns, domain):
+        self.dns, self.domain = dns, domain
+
+    def __enter__(self):
+        self.dns.add(self.domain, "A", alloc_ip())
+        return self
+
+    def __exit__(self, *a):
+        self.dns.remove(self.domain, "A")

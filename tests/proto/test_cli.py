@@ -196,20 +196,24 @@ def test_mailbox_cat_unknown_uid(server):
     _one_line_error(r)
 
 
-def test_queue_list_shows_remote_recipient(server):
+def test_queue_list_shows_remote_recipient(server, dns):
+    from fakemta import unreachable
     tok = token()
-    server.send("user@example.test", ["far@external.test"],
-                make_message(token=tok, to="far@external.test"), source="127.0.0.1")
-    out = server.cli("queue", "list").out
+    with unreachable(dns, "external.test"):  # a temporary failure: the recipient stays queued
+        server.send("user@example.test", ["far@external.test"],
+                    make_message(token=tok, to="far@external.test"), source="127.0.0.1")
+        out = server.cli("queue", "list").out
     assert "far@external.test" in out, out
 
 
-def test_queue_show_and_del(make_server):
+def test_queue_show_and_del(make_server, dns):
+    from fakemta import unreachable
     g = make_server()
     tok = token()
-    g.send("user@example.test", ["gone@external.test"],
-           make_message(token=tok, to="gone@external.test"), source="127.0.0.1")
-    out = g.cli("queue", "list").out
+    with unreachable(dns, "external.test"):  # a temporary failure: the recipient stays queued
+        g.send("user@example.test", ["gone@external.test"],
+               make_message(token=tok, to="gone@external.test"), source="127.0.0.1")
+        out = g.cli("queue", "list").out
     line = next((x for x in out.splitlines() if "gone@external.test" in x), None)
     assert line, out
     qid = line.split()[0]

@@ -92,11 +92,14 @@ def test_alias_to_inactive_account(server):
     rcpt(server, "toinactive@example.test", "550 Account is not active.")
 
 
-def test_alias_to_external_counts_as_local_recipient(server):
+def test_alias_to_external_counts_as_local_recipient(server, dns):
     """An alias in a local domain pointing outside is still a local recipient (first hop):
-    an Internet client may send to it; the copy waits in the queue for outbound delivery."""
-    tok = deliver(server, "extalias@example.test")
-    out = server.cli("queue", "list").out
+    an Internet client may send to it; the copy waits in the queue for outbound delivery
+    (external.test's server refuses connections here, so the copy stays queued)."""
+    from fakemta import unreachable
+    with unreachable(dns, "external.test"):
+        tok = deliver(server, "extalias@example.test")
+        out = server.cli("queue", "list").out
     assert "someone@external.test" in out, f"queue list does not show the recipient:\n{out}"
     assert tok  # delivered to the queue, not to a local mailbox
 
