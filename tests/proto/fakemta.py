@@ -9,7 +9,7 @@ it crossed the wire (dot-stuffed, with its terminator). It listens on its own lo
 so MX records can point at it. What it says is set by attributes that may be changed while it
 runs:
 
-    banner        greeting line(s) ("220 ..." by default)
+    banner        greeting line(s) ("220 ..." by default); None = say nothing, ever
     ehlo          False: EHLO answered "502 ..." (the client must fall back to HELO)
     starttls      offer STARTTLS (certificate: a self-signed one made with openssl)
     tls_broken    after "220 Ready to start TLS" send garbage and close (handshake fails)
@@ -304,6 +304,9 @@ class FakeMTA:
         io = _Io(c, sess, self)
         try:
             c.settimeout(30)
+            if self.banner is None:  # never greet: the client must time out
+                while True:
+                    io.read_line()
             io.reply(self.banner)
             if not self.banner.startswith("2"):
                 io.read_line()  # allow a QUIT

@@ -719,6 +719,9 @@ WORLD += [
     ["route", "add", "routeall.test", "--host", "127.0.0.1", "--port", "9",
      "--local-recipient"],
     ["route", "add", "extroute.test", "--host", "127.0.0.1", "--port", "9"],
+    # Mail relayed to external.test goes to a closed port: the attempt fails temporarily, so the
+    # message stays visible in `gannet queue list` (retry_interval defaults to 60 minutes).
+    ["route", "add", "external.test", "--host", "127.0.0.1", "--port", "9"],
     ["route", "add", "lsender.test", "--host", "127.0.0.1", "--port", "9", "--local-sender"],
     ["route", "add", "*.wild.test", "--host", "127.0.0.1", "--port", "9",
      "--local-recipient"],

@@ -92,7 +92,7 @@ def status_fields(status):
     return out
 
 
-def assert_no_bounce(g, sender, tok, rcpt, wait=2.0):
+def assert_no_bounce(g, sender, tok, rcpt, wait=1.5):
     wait_not_queued(g, rcpt, timeout=15)
     time.sleep(wait)
     assert find_bounces(g, sender, tok) == [], f"unexpected bounce about {tok} to {sender}"
@@ -136,8 +136,8 @@ def test_rcpt_550_bounces_at_once(bsrv, dns, mtas):
     assert f.get("status") == "5.1.1", f
     assert orig_headers and f"Subject: Quarterly report {tok}" in orig_headers, orig_headers
 
-    # not retried, gone from the queue
-    time.sleep(2.5)
+    # not retried (a retry would be due after 1 s), gone from the queue
+    time.sleep(2.0)
     assert m.rcpt_attempts(rcpt) == 1, m.summary()
     assert not pending(bsrv, rcpt), queue_text(bsrv)
 
@@ -339,8 +339,39 @@ def test_over_quota_bounces_inbox_full(bsrv):
     full = new_sender(bsrv, quota="1")
     body = ("x" * 76 + "\r\n").encode() * 16000  # about 1.25 MB
     tok, _ = send(bsrv, sender, [full], body=body)
-    _, _, human, _, _ = wait_bounce(bsrv, sender, tok, timeout=15)
+    _, _, human, _, _ = wait_bounce(bsrv, sender, tok, timeout=8)
     assert full in human, human
     assert "Inbox is full" in human, human
     assert "The recipients inbox is full." in human, human
     assert bsrv.find(full, tok) == [], "stored although over quota"
+
+
+# -- hostile or silent servers
+
+
+def test_overlong_reply_gives_up_and_bounces(bsrv, dns, mtas):
+    """A greeting line of 200 000 bytes: the client stops reading (bounded buffer), the attempt
+    fails temporarily, and after the retries the sender gets "Unexpected response from server
+    (too long)."."""
+    m = mtas(banner="220 " + "x" * 200_000)
+    d = mx_domain(dns, m)
+    sender = new_sender(bsrv)
+    tok, _ = send(bsrv, sender, [f"x@{d}"])
+    _, _, human, _, _ = wait_bounce(bsrv, sender, tok, timeout=20)
+    assert "Unexpected response from server (too long)." in human, human
+    assert "Tried 3 time(s)" in human, human
+    assert m.txns() == []
+
+
+def test_silent_server_times_out(make_server, dns, mtas):
+    """A server that never greets: [delivery] timeout ends each attempt; the bounce says so."""
+    g = make_server(extra_conf=delivery_conf(timeout="1s", retries=1))
+    m = mtas(banner=None)
+    d = mx_domain(dns, m)
+    tok, _ = send(g, "user3@example.test", [f"x@{d}"])
+    t0 = time.monotonic()
+    _, _, human, _, _ = wait_bounce(g, "user3@example.test", tok, timeout=15)
+    assert "There was a timeout while talking to the remote server." in human, human
+    assert "Tried 2 time(s)" in human, human
+    assert len(m.sessions) == 2, m.summary()
+    assert time.monotonic() - t0 >= 1.5

@@ -74,7 +74,7 @@ def send_out(g, rcpts, sender="user@example.test", body="Hello.\r\n", headers=()
     return tok, msg
 
 
-def one_delivery(m, tok, settle=0.7):
+def one_delivery(m, tok, settle=0.4):
     got = m.wait_delivered(tok, settle=settle)
     assert len(got) == 1, f"{len(got)} deliveries of {tok} to {m.ip}: {m.summary()}"
     return got[0]
