@@ -4,7 +4,8 @@
  *       A header line, then one tab-separated line per message with a queued or held recipient:
  *         QUEUE-ID<TAB>AGE<TAB>SIZE<TAB>SENDER<TAB>RECIPIENTS
  *       AGE as 45s / 12m / 3h / 2d; SENDER in angle brackets ("<>" = null sender); RECIPIENTS as
- *       "addr (state)" joined by ", ", every recipient of the message.
+ *       "addr (state)" joined by ", ", every recipient of the message; a recipient that has been
+ *       tried shows "addr (queued, 2 attempts, next try in 58m: <the gist of the last error>)".
  *   gannet queue show ID
  *       The message fields one per line ("Name: value"), a tab-separated recipient table
  *       (ADDRESS, ORIGINAL, KIND, STATE, ATTEMPTS, NEXT-TRY, LAST-ERROR), then the header section
@@ -121,12 +122,42 @@ static void put_field(const char *s)
         fputc((unsigned char)*s < 0x20 ? ' ' : *s, stdout);
 }
 
+/* The line of a (multi-line) delivery error block that says the most: the remote reply, the
+ * connection error, else the last non-empty line, without the indentation. */
+static void error_gist(const char *block, char *out, size_t size)
+{
+    const char *best = NULL;
+    size_t best_len = 0;
+    for (const char *p = block; *p;) {
+        const char *e = strpbrk(p, "\r\n");
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        const char *t = p;
+        while (t < p + n && (*t == ' ' || *t == '\t'))
+            t++;
+        size_t tn = (size_t)(p + n - t);
+        if (tn > 0 && strncmp(t, "Error Type:", 11) != 0) {
+            bool strong = strncmp(t, "Remote server replied:", 22) == 0 || strncmp(t, "Error:", 6) == 0;
+            if (strong || !best || strncmp(best, "Remote server replied:", 22) != 0) {
+                best = t;
+                best_len = tn;
+                if (strong)
+                    break;
+            }
+        }
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    snprintf(out, size, "%.*s", best ? (int)best_len : 0, best ? best : "");
+}
+
 static int queue_list(struct q_ctx *c)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c->db,
                            "SELECT m.id, m.queue_id, m.received_at, m.size, m.sender,"
-                           " r.address, r.state FROM message m JOIN queue_rcpt r"
+                           " r.address, r.state, r.attempts, r.next_try, r.last_error"
+                           " FROM message m JOIN queue_rcpt r"
                            " ON r.message_id = m.id WHERE EXISTS (SELECT 1 FROM queue_rcpt p"
                            "   WHERE p.message_id = m.id AND p.state IN ('queued', 'held'))"
                            " ORDER BY m.received_at, m.id, r.id",
@@ -153,7 +184,22 @@ static int queue_list(struct q_ctx *c)
             fputs(", ", stdout);
         }
         put_field(col(st, 5));
-        printf(" (%s)", col(st, 6));
+        int attempts = sqlite3_column_int(st, 7);
+        if (attempts == 0 || strcmp(col(st, 6), "queued") != 0) {
+            printf(" (%s)", col(st, 6));
+            continue;
+        }
+        char next[32];
+        int64_t wait = sqlite3_column_int64(st, 8) - now;
+        age_format(wait > 0 ? wait : 0, next, sizeof(next));
+        printf(" (queued, %d attempt%s, next try in %s", attempts, attempts == 1 ? "" : "s", next);
+        char gist[300];
+        error_gist(col(st, 9), gist, sizeof(gist));
+        if (gist[0]) {
+            fputs(": ", stdout);
+            put_field(gist);
+        }
+        fputc(')', stdout);
     }
     if (current >= 0)
         fputc('\n', stdout);
