@@ -34,6 +34,7 @@
 #include "net/tls.h"
 #include "net/tls_client.h"
 #include "queue/queue_sched.h"
+#include "policy/policy_autoban.h"
 #include "queue/queue.h"
 #include "smtp/smtp.h"
 
@@ -129,6 +130,28 @@ void server_deliver_message(struct server *s, int64_t message_id)
     j->data_dir = s->conf->data_dir;
     j->add_delivered_to = s->conf->add_delivered_to;
     pool_submit(s->pool, j, server_deliver_work, server_deliver_done);
+}
+
+/* ---- housekeeping: once a minute, expired auto-ban ranges and old login failures ---- */
+
+static void server_prune_work(void *arg)
+{
+    const struct conf *c = arg;
+    struct policy_autoban_conf ab = {c->autoban_enabled, c->autoban_max_attempts,
+                                     c->autoban_window_s, c->autoban_ban_s};
+    const char *err = NULL;
+    sqlite3 *db = pool_worker_db(&err);
+    if (db && policy_autoban_prune(db, &ab, time(NULL), &err) < 0)
+        log_warn("auto-ban housekeeping: %s", err);
+}
+
+static void server_prune_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct server *s = arg;
+    if (!s->shutting_down)
+        pool_submit(s->pool, s->conf, server_prune_work, NULL);
 }
 
 /* ---- listeners ---- */
@@ -364,6 +387,7 @@ int server_main(const char *config_path, int argc, char **argv)
     srv.next_session_id = (r & 0xFFFFF) << 4; /* session tags differ between runs */
 
     int rc = 0;
+    struct event *prune = NULL;
     bool need_tls = false;
     for (size_t i = 0; i < conf->listeners_count; i++)
         need_tls |= conf->listeners[i].security != CONF_SECURITY_NONE;
@@ -418,6 +442,9 @@ int server_main(const char *config_path, int argc, char **argv)
         if (!srv.tls_client)
             log_warn("outbound TLS unavailable: %s", cerr);
         srv.sched = queue_sched_new(&srv);
+        prune = event_new(srv.base, -1, EV_PERSIST, server_prune_cb, &srv);
+        struct timeval minute = {60, 0};
+        event_add(prune, &minute);
         server_deliver_message(&srv, 0); /* whatever a previous run left undelivered */
         log_info("gannet started (hostname %s, data %s)", conf->hostname, conf->data_dir);
         event_base_dispatch(srv.base);
@@ -435,6 +462,8 @@ int server_main(const char *config_path, int argc, char **argv)
         event_free(sigs[i]);
     if (srv.shutdown_timer)
         event_free(srv.shutdown_timer);
+    if (prune)
+        event_free(prune);
     idmap_free(&srv.sessions);
     free(srv.listeners);
     event_base_free(srv.base);
