@@ -1,4 +1,5 @@
-/* queue_spool: the durable accept path (see queue_spool.h). The rule, in order:
+/* queue_spool: the durable accept path (see queue_spool.h). The rule, in order (for a batch, step 2
+ * is one fsync per directory and step 3 one transaction for all of its messages):
  *   1. write the bytes to spool/tmp/<id>.tmp and fsync the file;
  *   2. rename it to blobs/<xx>/<id> and fsync that directory (the name is durable);
  *   3. commit one transaction with the blob, message and recipient rows (synchronous=FULL).
@@ -78,8 +79,8 @@ static int fsync_dir(const char *dir, const char **err_r)
     return r;
 }
 
-static int make_durable(const char *data_dir, struct queue_spool_file *f, char *blob_path,
-                        const char **err_r)
+int queue_spool_seal(const char *data_dir, struct queue_spool_file *f, char *blob_path,
+                     const char **err_r)
 {
     if (fsync(f->fd) < 0) {
         *err_r = spool_errno("cannot fsync", f->tmp_path);
@@ -119,6 +120,24 @@ static int make_durable(const char *data_dir, struct queue_spool_file *f, char *
         return -1;
     }
     f->tmp_path[0] = '\0';
+    return 0;
+}
+
+static void blob_dir_of(const char *blob_path, char dir[PATH_MAX])
+{
+    snprintf(dir, PATH_MAX, "%s", blob_path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+}
+
+static int make_durable(const char *data_dir, struct queue_spool_file *f, char *blob_path,
+                        const char **err_r)
+{
+    if (queue_spool_seal(data_dir, f, blob_path, err_r) < 0)
+        return -1;
+    char dir[PATH_MAX];
+    blob_dir_of(blob_path, dir);
     if (fsync_dir(dir, err_r) < 0) {
         unlink(blob_path);
         return -1;
@@ -126,14 +145,12 @@ static int make_durable(const char *data_dir, struct queue_spool_file *f, char *
     return 0;
 }
 
-static int insert_rows(sqlite3 *db, struct queue_spool_file *f, const struct queue_envelope *env,
-                       int64_t *message_id_r)
+/* The rows of one message, inside the caller's transaction. */
+static int insert_rows_tx(sqlite3 *db, const struct queue_spool_file *f,
+                          const struct queue_envelope *env, int64_t *message_id_r)
 {
     sqlite3_stmt *st = NULL;
-    int rc;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return -1;
-    rc = sqlite3_prepare_v2(db, "INSERT INTO blob (id, size, created) VALUES (?, ?, ?)", -1, &st,
+    int rc = sqlite3_prepare_v2(db, "INSERT INTO blob (id, size, created) VALUES (?, ?, ?)", -1, &st,
                             NULL);
     if (rc != SQLITE_OK)
         goto fail;
@@ -185,16 +202,93 @@ static int insert_rows(sqlite3 *db, struct queue_spool_file *f, const struct que
             goto fail;
     }
     sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        goto fail;
     *message_id_r = message_id;
     return 0;
 fail:
     snprintf(spool_err, sizeof(spool_err), "database: %s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
-    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return -1;
+}
+
+static int insert_rows(sqlite3 *db, struct queue_spool_file *f, const struct queue_envelope *env,
+                       int64_t *message_id_r)
+{
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(spool_err, sizeof(spool_err), "database: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (insert_rows_tx(db, f, env, message_id_r) < 0 ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        if (!spool_err[0])
+            snprintf(spool_err, sizeof(spool_err), "database: %s", sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void queue_spool_commit_batch(sqlite3 *db, struct queue_spool_batch_item *items, size_t n)
+{
+    /* 1. One fsync per blobs/XX directory touched by the batch: the renames become durable. */
+    char done_dirs[16][PATH_MAX];
+    size_t ndone = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct queue_spool_batch_item *it = &items[i];
+        it->result = QUEUE_COMMIT_OK;
+        char dir[PATH_MAX];
+        blob_dir_of(it->blob_path, dir);
+        bool seen = false;
+        for (size_t k = 0; k < ndone && !seen; k++)
+            seen = strcmp(done_dirs[k], dir) == 0;
+        if (seen)
+            continue;
+        const char *derr = NULL;
+        if (fsync_dir(dir, &derr) < 0) {
+            /* Every item in this directory fails (their entries may not be durable). */
+            for (size_t k = i; k < n; k++) {
+                char d2[PATH_MAX];
+                blob_dir_of(items[k].blob_path, d2);
+                if (strcmp(d2, dir) == 0) {
+                    items[k].result = QUEUE_COMMIT_SPOOL_FAILED;
+                    snprintf(items[k].err, sizeof(items[k].err), "%s", derr);
+                }
+            }
+            continue;
+        }
+        if (ndone < sizeof(done_dirs) / sizeof(done_dirs[0]))
+            snprintf(done_dirs[ndone++], PATH_MAX, "%s", dir);
+    }
+    /* 2. One transaction for every message; a message whose rows fail is rolled back alone. */
+    bool tx = db && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    for (size_t i = 0; i < n; i++) {
+        struct queue_spool_batch_item *it = &items[i];
+        if (it->result != QUEUE_COMMIT_OK)
+            continue;
+        spool_err[0] = '\0';
+        if (!tx || sqlite3_exec(db, "SAVEPOINT msg", NULL, NULL, NULL) != SQLITE_OK ||
+            insert_rows_tx(db, it->file, it->env, &it->message_id) < 0) {
+            it->result = QUEUE_COMMIT_DB_FAILED;
+            snprintf(it->err, sizeof(it->err), "%s",
+                     !db ? "no database" : spool_err[0] ? spool_err : sqlite3_errmsg(db));
+            if (tx)
+                sqlite3_exec(db, "ROLLBACK TO msg; RELEASE msg", NULL, NULL, NULL);
+            continue;
+        }
+        sqlite3_exec(db, "RELEASE msg", NULL, NULL, NULL);
+    }
+    if (tx && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(spool_err, sizeof(spool_err), "database: %s", sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        for (size_t i = 0; i < n; i++)
+            if (items[i].result == QUEUE_COMMIT_OK) {
+                items[i].result = QUEUE_COMMIT_DB_FAILED;
+                snprintf(items[i].err, sizeof(items[i].err), "%s", spool_err);
+            }
+    }
+    /* 3. Nothing that was not committed stays behind. */
+    for (size_t i = 0; i < n; i++)
+        if (items[i].result != QUEUE_COMMIT_OK)
+            unlink(items[i].blob_path);
 }
 
 enum queue_commit_result queue_spool_commit(sqlite3 *db, const char *data_dir,

@@ -51,4 +51,25 @@ enum queue_commit_result queue_spool_commit(sqlite3 *db, const char *data_dir,
                                             const struct queue_envelope *env,
                                             int64_t *message_id_r, const char **err_r);
 
+/* Group commit (design.md §4: several sessions share one barrier, none is answered before its own
+ * bytes are covered):
+ *   queue_spool_seal          per message, on any worker: fsync the file, rename it into
+ *                             blobs/XX/ (blob_path receives the final path; PATH_MAX bytes)
+ *   queue_spool_commit_batch  once for many sealed messages, on one worker: fsync each blobs/XX
+ *                             directory once, then one transaction with every message's rows
+ *                             (a message whose rows fail is rolled back alone); each item gets
+ *                             its own result; files of failed items are removed. */
+int queue_spool_seal(const char *data_dir, struct queue_spool_file *f, char *blob_path,
+                     const char **err_r);
+
+struct queue_spool_batch_item {
+    struct queue_spool_file *file;
+    const struct queue_envelope *env;
+    char blob_path[PATH_MAX];
+    enum queue_commit_result result;
+    int64_t message_id;
+    char err[300]; /* why it failed */
+};
+void queue_spool_commit_batch(sqlite3 *db, struct queue_spool_batch_item *items, size_t n);
+
 #endif

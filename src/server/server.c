@@ -33,6 +33,7 @@
 #include "net/pool.h"
 #include "net/tls.h"
 #include "net/tls_client.h"
+#include "queue/queue_commit.h"
 #include "queue/queue_sched.h"
 #include "policy/policy_autoban.h"
 #include "queue/queue.h"
@@ -437,6 +438,7 @@ int server_main(const char *config_path, int argc, char **argv)
         for (int i = 0; i < 3; i++)
             evsignal_add(sigs[i], NULL);
         srv.pool = pool_new(srv.base, SERVER_WORKERS, conf->database);
+        srv.committer = queue_committer_new(srv.pool);
         const char *cerr = NULL;
         srv.tls_client = tls_client_new(conf->delivery_ca_file, true, &cerr);
         if (!srv.tls_client)
@@ -456,6 +458,7 @@ int server_main(const char *config_path, int argc, char **argv)
     smtp_sessions_free_all(&srv);
     dns_free(&srv.dns); /* pending lookups call back (abandoned deliveries free themselves) */
     queue_sched_free(&srv.sched);
+    queue_committer_free(&srv.committer);
     tls_client_free(&srv.tls_client);
     tls_server_free(&srv.tls);
     for (int i = 0; i < 3; i++)

@@ -16,6 +16,7 @@ struct dns;
 struct tls_server;
 struct tls_client;
 struct queue_sched;
+struct queue_committer;
 
 struct server {
     struct conf *conf;
@@ -25,6 +26,7 @@ struct server {
     struct tls_server *tls; /* NULL when no listener uses TLS */
     struct tls_client *tls_client; /* outbound STARTTLS / TLS */
     struct queue_sched *sched;     /* outbound delivery */
+    struct queue_committer *committer; /* group commit of accepted messages */
     struct idmap sessions; /* id -> struct smtp_session* */
     size_t sessions_count;
     uint64_t next_session_id;

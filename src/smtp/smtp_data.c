@@ -23,6 +23,7 @@
 #include "mail/headers.h"
 #include "net/conn.h"
 #include "net/pool.h"
+#include "queue/queue_commit.h"
 #include "queue/queue_spool.h"
 #include "smtp/smtp_internal.h"
 
@@ -209,6 +210,7 @@ static void smtp_data_flush(struct smtp_session *s)
 /* ---- end of data: commit ---- */
 
 struct smtp_commit_job {
+    struct queue_commit_req req; /* first: the committer hands it back */
     uint64_t session_id;
     struct queue_spool_file *file;
     char *bytes;
@@ -220,38 +222,34 @@ struct smtp_commit_job {
     char auth_user[ADDR_MAX];
     struct policy_recipient *rcpts;
     size_t rcpts_count;
+    struct queue_envelope env;
     enum queue_commit_result result;
     int64_t message_id;
     const char *err;
 };
 
+/* Worker: the rest of the bytes, then seal the file (fsync + rename). The directory fsync and
+ * the database commit come in a batch with other sessions' messages (queue_commit.h). */
 static void smtp_commit_work(void *arg)
 {
     struct smtp_commit_job *j = arg;
-    if (j->len && queue_spool_write(j->file, j->bytes, j->len, &j->err) < 0) {
+    j->result = QUEUE_COMMIT_OK;
+    if ((j->len && queue_spool_write(j->file, j->bytes, j->len, &j->err) < 0) ||
+        queue_spool_seal(j->data_dir, j->file, j->req.item.blob_path, &j->err) < 0) {
         queue_spool_abort(j->file);
         j->result = QUEUE_COMMIT_SPOOL_FAILED;
-        return;
     }
-    struct queue_envelope env = {
-        .sender = j->sender,
-        .rcpts = j->rcpts,
-        .rcpts_count = j->rcpts_count,
-        .client_ip = j->client_ip,
-        .helo = j->helo,
-        .auth_user = j->auth_user,
-        .received_at = time(NULL),
-    };
-    const char *err = NULL;
-    sqlite3 *db = pool_worker_db(&err);
-    j->result = queue_spool_commit(db, j->data_dir, j->file, &env, &j->message_id, &j->err);
-    if (!db && j->result == QUEUE_COMMIT_DB_FAILED)
-        j->err = err;
 }
 
-static void smtp_commit_done(void *arg)
+/* Loop: the message is committed (or failed). Answer the client, start local delivery. */
+static void smtp_commit_finished(struct queue_commit_req *req)
 {
-    struct smtp_commit_job *j = arg;
+    struct smtp_commit_job *j = (struct smtp_commit_job *)req;
+    if (j->result == QUEUE_COMMIT_OK) {
+        j->result = req->item.result;
+        j->message_id = req->item.message_id;
+        j->err = req->item.err;
+    }
     struct server *srv = server_get();
     struct smtp_session *s = smtp_job_session(j->session_id);
     if (j->result == QUEUE_COMMIT_OK)
@@ -281,6 +279,28 @@ static void smtp_commit_done(void *arg)
     free(j);
     if (s)
         smtp_job_finish(s);
+}
+
+static void smtp_commit_done(void *arg)
+{
+    struct smtp_commit_job *j = arg;
+    if (j->result != QUEUE_COMMIT_OK) {
+        smtp_commit_finished(&j->req);
+        return;
+    }
+    j->env = (struct queue_envelope){
+        .sender = j->sender,
+        .rcpts = j->rcpts,
+        .rcpts_count = j->rcpts_count,
+        .client_ip = j->client_ip,
+        .helo = j->helo,
+        .auth_user = j->auth_user,
+        .received_at = time(NULL),
+    };
+    j->req.item.file = j->file;
+    j->req.item.env = &j->env;
+    j->req.done = smtp_commit_finished;
+    queue_committer_submit(server_get()->committer, &j->req);
 }
 
 static void smtp_data_end(struct smtp_session *s)

@@ -603,7 +603,7 @@ def queue_text(g):
 
 def pending(g, addr):
     """Whether `gannet queue list` shows addr as a queued or held recipient."""
-    pat = re.compile(re.escape(addr) + r" \((queued|held)\)", re.I)
+    pat = re.compile(re.escape(addr) + r" \((queued|held)[,)]", re.I)
     return bool(pat.search(queue_text(g)))
 
 

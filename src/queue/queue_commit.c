@@ -1,0 +1,93 @@
+/* queue_commit: batches sealed messages into shared durability barriers (see queue_commit.h).
+ * At most one batch is in flight; at most QUEUE_COMMIT_BATCH_MAX messages per batch. */
+#include "queue/queue_commit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/xalloc.h"
+#include "net/pool.h"
+
+#define QUEUE_COMMIT_BATCH_MAX 64
+
+struct queue_committer {
+    struct pool *pool;
+    struct queue_commit_req *head, *tail; /* waiting */
+    bool busy;
+};
+
+struct queue_commit_batch {
+    struct queue_committer *c;
+    struct queue_commit_req *reqs[QUEUE_COMMIT_BATCH_MAX];
+    struct queue_spool_batch_item items[QUEUE_COMMIT_BATCH_MAX];
+    size_t n;
+};
+
+static void commit_start(struct queue_committer *c);
+
+static void commit_work(void *arg)
+{
+    struct queue_commit_batch *b = arg;
+    const char *err = NULL;
+    sqlite3 *db = pool_worker_db(&err);
+    queue_spool_commit_batch(db, b->items, b->n);
+}
+
+static void commit_done(void *arg)
+{
+    struct queue_commit_batch *b = arg;
+    struct queue_committer *c = b->c;
+    c->busy = false;
+    for (size_t i = 0; i < b->n; i++) {
+        struct queue_commit_req *r = b->reqs[i];
+        r->item.result = b->items[i].result;
+        r->item.message_id = b->items[i].message_id;
+        memcpy(r->item.err, b->items[i].err, sizeof(r->item.err));
+        r->done(r);
+    }
+    free(b);
+    if (c->head)
+        commit_start(c);
+}
+
+static void commit_start(struct queue_committer *c)
+{
+    struct queue_commit_batch *b = xcalloc(1, sizeof(*b));
+    b->c = c;
+    while (c->head && b->n < QUEUE_COMMIT_BATCH_MAX) {
+        struct queue_commit_req *r = c->head;
+        c->head = r->next;
+        if (!c->head)
+            c->tail = NULL;
+        b->reqs[b->n] = r;
+        b->items[b->n] = r->item;
+        b->n++;
+    }
+    c->busy = true;
+    pool_submit(c->pool, b, commit_work, commit_done);
+}
+
+struct queue_committer *queue_committer_new(struct pool *pool)
+{
+    struct queue_committer *c = xcalloc(1, sizeof(*c));
+    c->pool = pool;
+    return c;
+}
+
+void queue_committer_submit(struct queue_committer *c, struct queue_commit_req *r)
+{
+    r->next = NULL;
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    if (!c->busy)
+        commit_start(c);
+}
+
+void queue_committer_free(struct queue_committer **cp)
+{
+    free(*cp);
+    *cp = NULL;
+}
