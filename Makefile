@@ -60,3 +60,8 @@ fuzz: build-fuzz/.configured
 clean:
 	rm -rf build build-check build-fuzz
 FORCE:
+
+# make bench: Gannet vs Postfix on this machine (needs root; never part of check/CI); see bench/README.md
+.PHONY: bench
+bench:
+	@bench/run

@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
-from fakemta import (FakeMTA, alloc_ip, assert_clean_wire, can_bind_25, delivery_conf,
-                     mta_factory_fixture, mx_domain, pending, queue_id_for, rcpt_rows,
-                     unique_domain, wait_bounce, wait_not_queued)
+from fakemta import (alloc_ip, assert_clean_wire, can_bind_25, delivery_conf,
+                     mta_factory_fixture, mx_domain, queue_id_for, rcpt_rows, unique_domain,
+                     wait_bounce, wait_not_queued)
 from gannet import EXT, HOSTNAME, PASSWORD, clone_world, make_message, token
 
 needs_25 = pytest.mark.skipif(not can_bind_25(),
