@@ -522,7 +522,7 @@ def render(out, results):
 
     def span(vals):
         v = [float(x) for x in vals if x not in ("", None)]
-        return "%s..%s" % (fmt(min(v)), fmt(max(v))) if len(v) > 1 else ""
+        return " (%s..%s)" % (fmt(min(v)), fmt(max(v))) if len(v) > 1 else ""
 
     L = []
     date = datetime.datetime.fromtimestamp(os.path.getmtime(os.path.join(out, "machine.json"))) \
@@ -596,7 +596,7 @@ def render(out, results):
             ga, pa = med(r["accept_mps"] for r in gr), med(r["accept_mps"] for r in pr)
             gd, pd = med(r["deliver_mps"] for r in gr), med(r["deliver_mps"] for r in pr)
             bad = lambda rs: sum(1 for r in rs if r["rc"] != "0" or int(r["delivered"]) < int(r["n"]))
-            L.append("| %s | %d KiB | %d | %s | %s %s | %s %s | %s | %s | %s | %s | %s | %s | %d/%d |" % (
+            L.append("| %s | %d KiB | %d | %s | %s%s | %s%s | %s | %s | %s | %s | %s | %s | %d/%d |" % (
                 "1 msg/conn" if mode == "once" else "all msgs on one conn (`-d`)", size // 1024, conc,
                 "/".join(sorted({r["n"] for r in gr + pr})), fmt(ga), span(r["accept_mps"] for r in gr),
                 fmt(pa), span(r["accept_mps"] for r in pr), ratio(ga, pa), fmt(gd), fmt(pd), ratio(gd, pd),
@@ -638,7 +638,7 @@ def render(out, results):
           "reached %s/s. An append log with one fdatasync per group of 32 records reaches %s/s on the "
           "same disk: that is the room group commit (issue 5, item 2) has." % (
               fmt(float(dk.get("file_dir", 0))), fmt(g1), fmt(float(dk.get("log32", 0)))),
-          "- This machine varies by ±30 %% between runs: compare the two servers within this run, as ratios.",
+          "- This machine varies by ±30 % between runs: compare the two servers within this run, as ratios.",
           ""]
     text = "\n".join(L)
     with open(os.path.join(out, "results.md"), "w") as f:

@@ -33,6 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1025,6 +1027,8 @@ static const char *sc_start(struct smtp_client *c)
     c->fd = socket(c->ip.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return strerror(errno);
+    int one = 1; /* each command is written whole; never wait for the server's delayed ACK */
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->bev = bufferevent_socket_new(c->base, c->fd, 0); /* sc_free closes the fd */
     sc_bev_setup(c);
     sc_arm(c, c->t_connect);
