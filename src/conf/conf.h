@@ -76,6 +76,7 @@ struct conf {
     char *delivery_relay_security; /* opportunistic | starttls | tls | none */
     char *delivery_ca_file;        /* "" = system CA store */
     unsigned delivery_max_connections;
+    unsigned delivery_max_per_domain;
     unsigned delivery_timeout_s;
 
     struct conf_listener *listeners;

@@ -76,8 +76,15 @@ struct qs_delivery {
     struct qs_delivery *next;
 };
 
+struct qs_domain_count {
+    char domain[256];
+    unsigned active;
+    struct qs_domain_count *next;
+};
+
 struct queue_sched {
     struct server *srv;
+    struct qs_domain_count *domains; /* deliveries in progress per recipient domain */
     struct event *timer;
     struct idmap busy_messages; /* message id -> (void *)1 while a delivery runs */
     unsigned active;
@@ -89,6 +96,33 @@ struct queue_sched {
 };
 
 static void qs_pick(struct queue_sched *q);
+
+static struct qs_domain_count *qs_domain(struct queue_sched *q, const char *domain, bool create)
+{
+    for (struct qs_domain_count *c = q->domains; c; c = c->next)
+        if (strcmp(c->domain, domain) == 0)
+            return c;
+    if (!create)
+        return NULL;
+    struct qs_domain_count *c = xcalloc(1, sizeof(*c));
+    snprintf(c->domain, sizeof(c->domain), "%s", domain);
+    c->next = q->domains;
+    q->domains = c;
+    return c;
+}
+
+static void qs_domain_release(struct queue_sched *q, const char *domain)
+{
+    for (struct qs_domain_count **pp = &q->domains; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->domain, domain) == 0) {
+            if (--(*pp)->active == 0) {
+                struct qs_domain_count *c = *pp;
+                *pp = c->next;
+                free(c);
+            }
+            return;
+        }
+}
 
 /* ---- recording (worker) ---- */
 
@@ -220,6 +254,7 @@ static void qs_delivery_free(struct qs_delivery *d)
             break;
         }
     idmap_del(&q->busy_messages, (uint64_t)d->message_id);
+    qs_domain_release(q, d->domain);
     q->active--;
     free(d->message);
     free(d->rcpts);
@@ -545,6 +580,7 @@ static void qs_pick_work(void *arg)
 static void qs_start(struct queue_sched *q, struct qs_delivery *d)
 {
     q->active++;
+    qs_domain(q, d->domain, true)->active++;
     d->next = q->deliveries;
     q->deliveries = d;
     idmap_put(&q->busy_messages, (uint64_t)d->message_id, (void *)1);
@@ -567,6 +603,12 @@ static void qs_pick_done(void *arg)
         struct qs_row *r = &j->rows[i];
         if (taken[i] || idmap_get(&q->busy_messages, (uint64_t)r->message_id))
             continue;
+        char dom[256];
+        snprintf(dom, sizeof(dom), "%s", addr_domain(r->address));
+        str_lower(dom);
+        const struct qs_domain_count *dc = qs_domain(q, dom, false);
+        if (dc && dc->active >= q->srv->conf->delivery_max_per_domain)
+            continue; /* this domain has enough connections from us; later */
         struct qs_delivery *d = xcalloc(1, sizeof(*d));
         d->q = q;
         d->message_id = r->message_id;
@@ -677,6 +719,11 @@ void queue_sched_free(struct queue_sched **qp)
         return;
     event_free(q->timer);
     idmap_free(&q->busy_messages);
+    while (q->domains) {
+        struct qs_domain_count *c = q->domains;
+        q->domains = c->next;
+        free(c);
+    }
     free(q);
     *qp = NULL;
 }

@@ -699,6 +699,7 @@ static void test_reference(void **state)
         "relay_security",
         "ca_file",
         "max_connections",
+        "max_per_domain",
         "timeout",
         "protocol",
         "address",
