@@ -3,6 +3,7 @@
 
 usage: bench/bench.py --gannet BUILD/gannet --out DIR [--reps R] [--quick] [--results FILE]
        bench/bench.py --render DIR [--results FILE]       (rebuild the table from DIR/*.csv)
+       bench/bench.py --gannet BUILD/gannet --out DIR --profile SESSIONS N SIZE   (bench/profile.sh)
 
 Both servers listen on 127.0.0.1 only and deliver into one local mailbox (u@bench.test); each is
 measured alone (the other stopped). Repetitions are the outer loop, so noise spreads over every
@@ -486,6 +487,99 @@ def run(a):
     render(a.out, a.results)
 
 
+# ---------------------------------------------------------------- profile (bench/profile.sh)
+
+def smtp_source(port, conc, n, size):
+    subprocess.run([SMTP_SOURCE, "-s", str(conc), "-m", str(n), "-l", str(size), "-f", SENDER, "-t", RCPT,
+                    "127.0.0.1:%d" % port], check=True, stdout=subprocess.DEVNULL, timeout=600)
+
+
+def perf_trace_summary(path, main_pid):
+    """perf trace -s output -> {thread kind: {syscall: [calls, msec]}} (main thread vs workers)"""
+    out, who = {}, None
+    for line in open(path):
+        m = re.match(r"\s*\S+ \((\d+)\), \d+ events", line)
+        if m:
+            who = "main thread" if int(m.group(1)) == main_pid else "worker threads (summed)"
+            continue
+        f = line.split()
+        if who and len(f) >= 5 and re.match(r"^[a-z_0-9]+$", f[0]) and f[1].isdigit():
+            s = out.setdefault(who, {}).setdefault(f[0], [0, 0.0])
+            s[0] += int(f[1])
+            s[1] += float(f[3])
+    return out
+
+
+def profile(a):
+    os.makedirs(a.out, exist_ok=True)
+    conc, n, size = a.profile
+    work = tempfile.mkdtemp(prefix="gannet-profile.", dir="/var/tmp")
+    g = Gannet(a.gannet, work)
+    L = ["gannet profile: smtp-source -s %d -m %d -l %d, one message per connection (%s)" % (
+        conc, n, size, time.strftime("%Y-%m-%d %H:%M")), ""]
+    try:
+        g.start()
+        smtp_source(g.port, conc, 300, size)   # warm up
+        pid = g.proc.pid
+        # 1. plain: rate, machine CPU, gannet CPU
+        with open("/proc/stat") as f:
+            s0 = [int(x) for x in f.readline().split()[1:]]
+        c0, t0 = cpu_seconds({pid}), time.monotonic()
+        smtp_source(g.port, conc, n, size)
+        el = time.monotonic() - t0
+        with open("/proc/stat") as f:
+            s1 = [int(x) for x in f.readline().split()[1:]]
+        d = [y - x for x, y in zip(s0, s1)]
+        tot = sum(d)
+        gc = cpu_seconds({pid}) - c0
+        L += ["untraced: %.0f msg/s; machine %.0f%% busy, %.0f%% idle, %.0f%% iowait (%d CPUs); gannet %.2f CPU-s "
+              "= %.0f%% of one core, %.2f ms CPU per message" % (
+                  n / el, 100.0 * (tot - d[3] - d[4]) / tot, 100.0 * d[3] / tot, 100.0 * d[4] / tot,
+                  os.cpu_count(), gc, 100.0 * gc / el, 1000.0 * gc / n), ""]
+        # 2. perf record: where the CPU goes
+        data = os.path.join(a.out, "perf.data")
+        rec = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g", "-p", str(pid),
+                                "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        smtp_source(g.port, conc, n, size)
+        rec.send_signal(signal.SIGINT)
+        rec.wait(timeout=60)
+
+        def report(*args):
+            r = subprocess.run(["perf", "report", "-i", data, "--stdio", *args], capture_output=True, text=True)
+            return [x for x in r.stdout.splitlines() if x.strip() and not x.startswith("#")]
+
+        L += ["CPU samples by object (perf record -e cpu-clock):"] + report(
+            "--no-children", "--sort", "dso", "-g", "none")[:8] + [""]
+        L += ["CPU samples by system call (children included):"] + [
+            x for x in report("--children", "--sort", "sym", "-g", "none") if "__x64_sys_" in x][:12] + [""]
+        L += ["hottest symbols (self):"] + report("--no-children", "--sort", "dso,sym", "-g", "none")[:25] + [""]
+        # 3. perf trace: time per system call, main thread vs workers (includes sleeping/waiting)
+        tr = os.path.join(a.out, "perf-trace.txt")
+        pt = subprocess.Popen(["perf", "trace", "-s", "-p", str(pid), "-o", tr],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        smtp_source(g.port, conc, n, size)
+        el = time.monotonic() - t0
+        time.sleep(0.5)
+        pt.send_signal(signal.SIGINT)
+        pt.wait(timeout=60)
+        L += ["system calls under perf trace (run slowed to %.0f msg/s), per message:" % (n / el)]
+        for who, calls in sorted(perf_trace_summary(tr, pid).items()):
+            L.append("  %s:" % who)
+            for name, (c, ms) in sorted(calls.items(), key=lambda kv: -kv[1][1])[:12]:
+                L.append("    %-16s %7.2f calls %8.3f ms" % (name, c / n, ms / n))
+        L.append("")
+    finally:
+        g.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    text = "\n".join(L)
+    with open(os.path.join(a.out, "profile.txt"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+
+
 # ---------------------------------------------------------------- the table
 
 def rows(out, name):
@@ -665,9 +759,16 @@ def main():
     ap.add_argument("--render", metavar="DIR", help="only rebuild the table from DIR/*.csv")
     ap.add_argument("--keep", action="store_true", help="keep Gannet's temporary work directory")
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--profile", nargs=3, type=int, metavar=("SESSIONS", "N", "SIZE"),
+                    help="profile gannet alone (bench/profile.sh) instead of the benchmark")
     a = ap.parse_args()
     if a.render:
         render(a.render, a.results)
+        return
+    if a.profile:
+        if not a.gannet or not a.out:
+            ap.error("--gannet and --out are required")
+        profile(a)
         return
     if not a.gannet or not a.out:
         ap.error("--gannet and --out are required")
