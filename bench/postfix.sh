@@ -111,7 +111,10 @@ stop)
     fi
     exit 0
     ;;
-pids) master_pid ;;
+pids)
+    pid=$(master_pid)
+    if alive "$pid"; then echo "$pid"; fi
+    ;;
 queue)
     find /var/spool/postfix/maildrop /var/spool/postfix/incoming /var/spool/postfix/active \
         /var/spool/postfix/deferred /var/spool/postfix/hold -type f 2>/dev/null | wc -l

@@ -4,8 +4,21 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "lib/log.h"
+
+#define DIR_DB_BUSY_SLEEP_US 250
+#define DIR_DB_BUSY_LIMIT_US (5 * 1000 * 1000)
+
+static int dir_db_busy(void *arg, int tries)
+{
+    (void)arg;
+    if ((long long)tries * DIR_DB_BUSY_SLEEP_US >= DIR_DB_BUSY_LIMIT_US)
+        return 0; /* give up: the caller reports SQLITE_BUSY (a temporary failure) */
+    usleep(DIR_DB_BUSY_SLEEP_US);
+    return 1;
+}
 
 sqlite3 *dir_db_open(const char *path, bool create, const char **err_r)
 {
@@ -19,7 +32,10 @@ sqlite3 *dir_db_open(const char *path, bool create, const char **err_r)
         sqlite3_close(db);
         return NULL;
     }
-    sqlite3_busy_timeout(db, 5000);
+    /* Writers from several worker threads (accept commits, deliveries, scheduler) take turns on
+     * the database. SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries, far longer
+     * than a commit here takes; poll every 250 us instead, for up to 5 s. */
+    sqlite3_busy_handler(db, dir_db_busy, NULL);
     static const char *pragmas = "PRAGMA journal_mode=WAL;"
                                  "PRAGMA synchronous=FULL;"
                                  "PRAGMA foreign_keys=ON;";

@@ -140,7 +140,7 @@ static void col_text(sqlite3_stmt *st, int col, char *out, size_t size)
 static enum dir_result ds_domain_get(struct dir *d, const char *name, struct dir_domain *out)
 {
     struct dir_sqlite *ds = ds_of(d);
-    enum dir_result r;
+    enum dir_result r = DIR_PERMFAIL;
     sqlite3_stmt *st = stmt(ds, ST_DOMAIN_GET, &r);
     if (!st)
         return r;
@@ -162,7 +162,7 @@ static enum dir_result ds_domain_get(struct dir *d, const char *name, struct dir
 static enum dir_result ds_domain_alias_get(struct dir *d, const char *alias, char *domain_out)
 {
     struct dir_sqlite *ds = ds_of(d);
-    enum dir_result r;
+    enum dir_result r = DIR_PERMFAIL;
     sqlite3_stmt *st = stmt(ds, ST_DOMAIN_ALIAS_GET, &r);
     if (!st)
         return r;
@@ -177,7 +177,7 @@ static enum dir_result ds_domain_alias_get(struct dir *d, const char *alias, cha
 static enum dir_result ds_account_get(struct dir *d, const char *address, struct dir_account *out)
 {
     struct dir_sqlite *ds = ds_of(d);
-    enum dir_result r;
+    enum dir_result r = DIR_PERMFAIL;
     sqlite3_stmt *st = stmt(ds, ST_ACCOUNT_GET, &r);
     if (!st)
         return r;
@@ -200,7 +200,7 @@ static enum dir_result ds_account_get(struct dir *d, const char *address, struct
 static enum dir_result ds_alias_get(struct dir *d, const char *address, struct dir_alias *out)
 {
     struct dir_sqlite *ds = ds_of(d);
-    enum dir_result r;
+    enum dir_result r = DIR_PERMFAIL;
     sqlite3_stmt *st = stmt(ds, ST_ALIAS_GET, &r);
     if (!st)
         return r;
@@ -228,7 +228,7 @@ static enum dir_list_mode list_mode_of(const char *s)
 static enum dir_result ds_list_get(struct dir *d, const char *address, struct dir_list *out)
 {
     struct dir_sqlite *ds = ds_of(d);
-    enum dir_result r;
+    enum dir_result r = DIR_PERMFAIL;
     sqlite3_stmt *st = stmt(ds, ST_LIST_GET, &r);
     if (!st)
         return r;
@@ -253,7 +253,7 @@ static enum dir_result ds_list_members(struct dir *d, int64_t list_id,
                                        void (*fn)(void *ctx, const char *address), void *ctx)
 {
     struct dir_sqlite *ds = ds_of(d);
-    enum dir_result r;
+    enum dir_result r = DIR_PERMFAIL;
     sqlite3_stmt *st = stmt(ds, ST_LIST_MEMBERS, &r);
     if (!st)
         return r;
@@ -293,7 +293,7 @@ static enum dir_security security_of(const char *s)
 static enum dir_result ds_route_find(struct dir *d, const char *domain, struct dir_route *out)
 {
     struct dir_sqlite *ds = ds_of(d);
-    enum dir_result r;
+    enum dir_result r = DIR_PERMFAIL;
     sqlite3_stmt *st = stmt(ds, ST_ROUTE_ALL, &r);
     if (!st)
         return r;
@@ -325,7 +325,7 @@ static enum dir_result ds_route_find(struct dir *d, const char *domain, struct d
 static enum dir_result ds_route_has_address(struct dir *d, int64_t route_id, const char *address)
 {
     struct dir_sqlite *ds = ds_of(d);
-    enum dir_result r;
+    enum dir_result r = DIR_PERMFAIL;
     sqlite3_stmt *st = stmt(ds, ST_ROUTE_HAS_ADDRESS, &r);
     if (!st)
         return r;
@@ -349,7 +349,7 @@ static enum dir_result ds_iprange_match(struct dir *d, const struct ipaddr *ip,
                                         struct dir_iprange *out)
 {
     struct dir_sqlite *ds = ds_of(d);
-    enum dir_result r;
+    enum dir_result r = DIR_PERMFAIL;
     sqlite3_stmt *st = stmt(ds, ST_IPRANGE_MATCH, &r);
     if (!st)
         return r;
