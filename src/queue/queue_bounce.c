@@ -163,9 +163,11 @@ int queue_bounce_error_connection(const char *description, char *out, size_t siz
 int queue_bounce_error_loop(const char *ip, unsigned port, char *out, size_t size)
 {
     char *fi = flatten(ip, false);
-    char desc[256];
+    char desc[300];
+    /* §8.4's text, then the founding document's wording (replies.md "Bounce texts"). */
     snprintf(desc, sizeof(desc),
-             "Could not connect to %.100s on port %u since this would mean connecting to myself.",
+             "Could not connect to %.100s on port %u since this would mean connecting to myself. "
+             "The mail server software tried to deliver e-mail to the local machine.",
              fi, port);
     free(fi);
     return queue_bounce_error_connection(desc, out, size);

@@ -378,14 +378,10 @@ static void qs_try_next(struct qs_delivery *d)
         char ip[IPADDR_STRLEN];
         ipaddr_format(&a->ip, ip);
         if (queue_target_is_self(c, &a->ip, a->port)) {
-            char text[300], block[2048];
-            snprintf(text, sizeof(text),
-                     "Could not connect to %s on port %d since this would mean connecting to "
-                     "myself. The mail server software tried to deliver e-mail to the local "
-                     "machine.",
-                     ip, a->port);
-            queue_bounce_error_connection(text, block, sizeof(block));
-            log_warn("%s: %s", d->queue_id, text);
+            char block[2048];
+            queue_bounce_error_loop(ip, (unsigned)a->port, block, sizeof(block));
+            log_warn("%s: not connecting to %s port %d: that is this server", d->queue_id, ip,
+                     a->port);
             for (size_t i = 0; i < d->count; i++)
                 if (d->rcpts[i].st == QS_PENDING || d->rcpts[i].st == QS_TEMP)
                     qs_set_error(&d->rcpts[i], QS_TEMP, block, "4.4.6", NULL, NULL);

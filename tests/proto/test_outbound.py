@@ -232,6 +232,7 @@ def test_local_loop_check(osrv, mtas):
     expected = f"Could not connect to 127.0.0.1 on port {osrv.port} since this would mean " \
                f"connecting to myself."
     assert expected in human, human
+    assert "The mail server software tried to deliver e-mail to the local machine" in human, human
     assert "Tried 3 time(s)" in human, human
     if last:
         assert "connecting to myself" in last, last

@@ -242,7 +242,8 @@ static void test_error_blocks(void **state)
     assert_string_equal(out, "   Error Type: SMTP\r\n"
                              "   Connection to recipients server failed.\r\n"
                              "   Error: Could not connect to 127.0.0.1 on port 25 since this "
-                             "would mean connecting to myself.\r\n");
+                             "would mean connecting to myself. The mail server software tried "
+                             "to deliver e-mail to the local machine.\r\n");
 
     assert_int_equal(queue_bounce_error_text(QUEUE_BOUNCE_TEXT_NO_MX, out, sizeof(out)), 0);
     assert_string_equal(out, "   Error Type: SMTP\r\n"
