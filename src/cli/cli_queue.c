@@ -333,12 +333,8 @@ static int queue_del(struct q_ctx *c, const char *queue_id)
     if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto dbfail;
     /* Only now, after COMMIT, may the file go (queue.h). */
-    if (unlink_blob) {
-        char path[PATH_MAX];
-        queue_blob_path(c->conf->data_dir, blob_id, path);
-        if (remove(path) < 0 && errno != ENOENT)
-            fprintf(stderr, "gannet: warning: cannot remove %s: %s\n", path, strerror(errno));
-    }
+    if (unlink_blob)
+        queue_blob_remove(c->db, c->conf->data_dir, blob_id);
     printf("deleted %s\n", qid);
     return 0;
 dbfail:

@@ -1,25 +1,30 @@
-/* queue_blob: the file side of the blob store (queue.h) — where blob files live, unique ids,
- * releasing a blob when its last reference goes, and start-up recovery (design.md §4).
+/* queue_blob: the blob store's common side (queue.h) — where blob files live, unique ids, reading
+ * a blob of either kind (own file or segment, queue_segment.h), releasing a blob when its last
+ * reference goes, and start-up recovery (design.md §4).
  *
- *   queue_blob_path / queue_blob_tmp_path   <data_dir>/blobs/XX/<id>, <data_dir>/spool/tmp/<id>.tmp
- *   queue_dirs_create                       data_dir, blobs/ with its 256 fan-out dirs 00..FF,
- * spool/tmp queue_id_new                            18 upper-case hex digits: 10 of the low 40 bits
- * of the microsecond clock, 4 of a per-process counter (random start), 4 random queue_blob_release
- * drop the blob row when nothing references it; the caller unlinks the file only after COMMIT
- *   queue_recover                           remove spool/tmp leftovers and blob files without a
- *                                           committed row (logged as "removed partial spool file");
- *                                           first drops blob rows nothing references any more (left
- *                                           by deleting accounts or domains with their mailboxes),
- *                                           so their files go too. This relies on every writer
- *                                           inserting a blob row in the same transaction as its
- *                                           first reference, and runs only at start.
+ *   queue_blob_path, queue_blob_tmp_path  <data_dir>/blobs/XX/<id>, <data_dir>/spool/tmp/<id>.tmp
+ *   queue_dirs_create     data_dir, blobs/ with its 256 fan-out dirs 00..FF, spool/tmp
+ *   queue_id_new          18 upper-case hex digits: 10 of the low 40 bits of the microsecond
+ *                         clock, 4 of a per-process counter (random start), 4 random
+ *   queue_blob_release    drop the blob row when nothing references it (inside a transaction)
+ *   queue_blob_remove     after COMMIT: unlink the file, or punch the blob out of its segment
+ *                         and remove the segment once no row names it
+ *   queue_blob_open/pread/read_all   read either kind of blob
+ *   queue_recover         at start: remove spool/tmp leftovers, blob files without a committed
+ *                         row (logged as "removed partial spool file") and segments nothing
+ *                         references; first drops blob rows nothing references any more (left
+ *                         by deleting accounts or domains with their mailboxes), so their files
+ *                         go too. This relies on every writer inserting a blob row in the same
+ *                         transaction as its first reference.
  *
  * The clock bits come first so that the two-character fan-out directory changes about every 71
  * minutes and spreads files over all 256 directories. Failures return -1 with a message. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -27,7 +32,9 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/xalloc.h"
 #include "queue/queue.h"
+#include "queue/queue_segment.h"
 
 void queue_blob_path(const char *data_dir, const char *blob_id, char out[PATH_MAX])
 {
@@ -165,6 +172,124 @@ int queue_blob_release(sqlite3 *db, const char *blob_id, bool *unlink_r)
     return 0;
 }
 
+void queue_blob_remove(sqlite3 *db, const char *data_dir, const char *blob_id)
+{
+    uint32_t seg;
+    uint64_t off, len;
+    char path[PATH_MAX];
+    if (!queue_segment_locate(blob_id, &seg, &off, &len)) {
+        queue_blob_path(data_dir, blob_id, path);
+        if (remove(path) < 0 && errno != ENOENT)
+            log_error("cannot remove %s: %s", path, strerror(errno));
+        return;
+    }
+    queue_segment_punch(data_dir, seg, off, len);
+    /* The active segment still grows; an older one goes with its last blob. */
+    if (!db || seg == queue_segment_active())
+        return;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT EXISTS (SELECT 1 FROM blob WHERE segment = ?1)", -1, &st,
+                           NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return;
+    }
+    sqlite3_bind_int64(st, 1, seg);
+    bool used = sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0;
+    sqlite3_finalize(st);
+    if (used)
+        return;
+    queue_segment_path(data_dir, seg, path);
+    if (remove(path) == 0)
+        log_info("message segment %s removed: no message in it is referenced any more", path);
+    else if (errno != ENOENT)
+        log_error("cannot remove %s: %s", path, strerror(errno));
+}
+
+/* ---- reading ---- */
+
+int queue_blob_open(const char *data_dir, const char *blob_id, struct queue_blob_reader *r,
+                    const char **err_r)
+{
+    static __thread char msg[PATH_MAX + 128];
+    char path[PATH_MAX];
+    uint32_t seg;
+    bool in_segment = queue_segment_locate(blob_id, &seg, &r->base, &r->size);
+    if (in_segment)
+        queue_segment_path(data_dir, seg, path);
+    else
+        queue_blob_path(data_dir, blob_id, path);
+    r->fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (r->fd < 0 || fstat(r->fd, &st) < 0) {
+        snprintf(msg, sizeof(msg), "cannot open message file %s: %s", path, strerror(errno));
+        queue_blob_close(r);
+        *err_r = msg;
+        return -1;
+    }
+    if (!in_segment) {
+        r->base = 0;
+        r->size = (uint64_t)st.st_size;
+    } else if ((uint64_t)st.st_size < r->base + r->size) {
+        snprintf(msg, sizeof(msg), "message %s: segment %s is too short", blob_id, path);
+        queue_blob_close(r);
+        *err_r = msg;
+        return -1;
+    }
+    return 0;
+}
+
+long queue_blob_pread(const struct queue_blob_reader *r, void *p, size_t n, uint64_t pos)
+{
+    if (pos >= r->size)
+        return 0;
+    if (n > r->size - pos)
+        n = (size_t)(r->size - pos);
+    for (;;) {
+        ssize_t got = pread(r->fd, p, n, (off_t)(r->base + pos));
+        if (got < 0 && errno == EINTR)
+            continue;
+        return (long)got;
+    }
+}
+
+void queue_blob_close(struct queue_blob_reader *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+}
+
+int queue_blob_read_all(const char *data_dir, const char *blob_id, char **data_r, size_t *len_r,
+                        const char **err_r)
+{
+    static __thread char msg[QUEUE_BLOB_ID_MAX + 128];
+    struct queue_blob_reader r;
+    *data_r = NULL;
+    *len_r = 0;
+    if (queue_blob_open(data_dir, blob_id, &r, err_r) < 0)
+        return -1;
+    char *data = xmalloc((size_t)r.size + 1);
+    size_t got = 0;
+    while (got < r.size) {
+        long n = queue_blob_pread(&r, data + got, (size_t)r.size - got, got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    queue_blob_close(&r);
+    if (got != r.size) {
+        snprintf(msg, sizeof(msg), "cannot read message %s: %s", blob_id,
+                 errno ? strerror(errno) : "short read");
+        free(data);
+        *err_r = msg;
+        return -1;
+    }
+    data[got] = '\0';
+    *data_r = data;
+    *len_r = got;
+    return 0;
+}
+
 /* ---- recovery ---- */
 
 struct recover {
@@ -224,6 +349,8 @@ static int recover_dir(struct recover *rc, const char *dir, bool check_rows, int
         if (lstat(path, &st) < 0)
             continue;
         if (S_ISDIR(st.st_mode)) {
+            if (strcmp(e->d_name, "seg") == 0)
+                continue; /* segments: recover_segments */
             if (depth > 0 && recover_dir(rc, path, check_rows, depth - 1) < 0)
                 ret = -1;
             continue;
@@ -239,6 +366,48 @@ static int recover_dir(struct recover *rc, const char *dir, bool check_rows, int
         }
         remove_partial(rc, path);
     }
+    closedir(d);
+    return ret;
+}
+
+/* Segment files that no blob row names (every segment is inactive at start). */
+static int recover_segments(struct recover *rc)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/blobs/seg", rc->data_dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(rc->db, "SELECT EXISTS (SELECT 1 FROM blob WHERE segment = ?1)", -1,
+                           &st, NULL) != SQLITE_OK) {
+        closedir(d);
+        return db_fail(rc->db, "queue recovery", NULL);
+    }
+    int ret = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end = NULL;
+        unsigned long long v = strtoull(e->d_name, &end, 16);
+        if (e->d_name[0] == '.' || !end || *end || v == 0 || v > UINT32_MAX)
+            continue;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)v);
+        if (sqlite3_step(st) != SQLITE_ROW) {
+            ret = db_fail(rc->db, "queue recovery", NULL);
+            break;
+        }
+        if (sqlite3_column_int(st, 0))
+            continue;
+        char path[PATH_MAX];
+        queue_segment_path(rc->data_dir, (uint32_t)v, path);
+        if (unlink(path) == 0) {
+            log_info("queue recovery: removed message segment %s (nothing in it is referenced)",
+                     path);
+            rc->removed++;
+        }
+    }
+    sqlite3_finalize(st);
     closedir(d);
     return ret;
 }
@@ -264,9 +433,14 @@ int queue_recover(sqlite3 *db, const char *data_dir, unsigned *removed_r)
         ret = -1;
     } else {
         int r;
-        while ((r = sqlite3_step(st)) == SQLITE_ROW)
-            log_info("queue recovery: blob %s is no longer referenced",
-                     (const char *)sqlite3_column_text(st, 0));
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *id = (const char *)sqlite3_column_text(st, 0);
+            uint32_t seg;
+            uint64_t off, len;
+            log_info("queue recovery: blob %s is no longer referenced", id);
+            if (queue_segment_locate(id, &seg, &off, &len))
+                queue_segment_punch(data_dir, seg, off, len);
+        }
         if (r != SQLITE_DONE) {
             log_error("queue recovery: %s", sqlite3_errmsg(db));
             ret = -1;
@@ -279,6 +453,8 @@ int queue_recover(sqlite3 *db, const char *data_dir, unsigned *removed_r)
         ret = -1;
     snprintf(path, sizeof(path), "%s/blobs", data_dir);
     if (recover_dir(&rc, path, true, 1) < 0)
+        ret = -1;
+    if (recover_segments(&rc) < 0)
         ret = -1;
     sqlite3_finalize(rc.has_row);
     *removed_r = rc.removed;

@@ -12,6 +12,7 @@
 
 struct queue_committer {
     struct pool *pool;
+    char *data_dir;
     struct queue_commit_req *head, *tail; /* waiting */
     bool busy;
 };
@@ -30,7 +31,7 @@ static void commit_work(void *arg)
     struct queue_commit_batch *b = arg;
     const char *err = NULL;
     sqlite3 *db = pool_worker_db(&err);
-    queue_spool_commit_batch(db, b->items, b->n);
+    queue_spool_commit_batch(db, b->c->data_dir, b->items, b->n);
 }
 
 static void commit_done(void *arg)
@@ -67,10 +68,11 @@ static void commit_start(struct queue_committer *c)
     pool_submit(c->pool, b, commit_work, commit_done);
 }
 
-struct queue_committer *queue_committer_new(struct pool *pool)
+struct queue_committer *queue_committer_new(struct pool *pool, const char *data_dir)
 {
     struct queue_committer *c = xcalloc(1, sizeof(*c));
     c->pool = pool;
+    c->data_dir = xstrdup(data_dir);
     return c;
 }
 
@@ -88,6 +90,8 @@ void queue_committer_submit(struct queue_committer *c, struct queue_commit_req *
 
 void queue_committer_free(struct queue_committer **cp)
 {
+    if (*cp)
+        free((*cp)->data_dir);
     free(*cp);
     *cp = NULL;
 }

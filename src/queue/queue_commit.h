@@ -1,8 +1,10 @@
 /* queue_commit: group commit on the accept path (issue 5; design.md §4 "Durability").
  *
- * Sessions whose message files are sealed (queue_spool_seal: fsynced and renamed) hand them to
- * the committer on the event-loop thread. While one batch is being committed on a worker
- * (one fsync per blob directory, one database transaction), new requests wait; when it
+ * Sessions hand finished messages to the committer on the event-loop thread: most are still in
+ * memory (appended to a segment by the batch, one fdatasync for all), large ones are sealed
+ * files (queue_spool_seal: fsynced and renamed). While one batch is being committed on a worker
+ * (the segment append, one fsync per blob directory, one database transaction), new requests
+ * wait; when it
  * finishes, every waiting request goes out as the next batch. Under load, N sessions finishing
  * DATA together pay for about one barrier instead of N; a lone message pays what it paid
  * before. Each request's done callback runs on the loop thread only after its own rows are
@@ -21,7 +23,7 @@ struct queue_commit_req {
     struct queue_commit_req *next;
 };
 
-struct queue_committer *queue_committer_new(struct pool *pool);
+struct queue_committer *queue_committer_new(struct pool *pool, const char *data_dir);
 void queue_committer_submit(struct queue_committer *c, struct queue_commit_req *r);
 void queue_committer_free(struct queue_committer **c);
 

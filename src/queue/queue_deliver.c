@@ -374,12 +374,8 @@ static int msg_finish(sqlite3 *db, const char *data_dir, const struct msg_row *m
         return -1;
     }
     log_info("%s: removed from the queue", m->queue_id);
-    if (unlink_blob) {
-        char path[PATH_MAX];
-        queue_blob_path(data_dir, m->blob_id, path);
-        if (remove(path) < 0 && errno != ENOENT)
-            log_error("cannot remove %s: %s", path, strerror(errno));
-    }
+    if (unlink_blob)
+        queue_blob_remove(db, data_dir, m->blob_id);
     return 0;
 dbfail:
     db_fail(db, "finish message", err_r);
@@ -470,16 +466,10 @@ int queue_deliver_message(sqlite3 *db, struct dir *dir, const struct queue_deliv
     int r = msg_load(db, message_id, &m, err_r);
     if (r <= 0)
         return r; /* 0: already gone */
-    char path[PATH_MAX];
-    struct stat st;
-    queue_blob_path(env->data_dir, m.blob_id, path);
-    if (stat(path, &st) < 0) {
-        /* Never fail recipients for this: a wrong data_dir must not empty the queue. */
-        static __thread char msg[PATH_MAX + 64];
-        snprintf(msg, sizeof(msg), "message file %s: %s", path, strerror(errno));
-        *err_r = msg;
-        return -1;
-    }
+    struct queue_blob_reader blob;
+    if (queue_blob_open(env->data_dir, m.blob_id, &blob, err_r) < 0)
+        return -1; /* never fail recipients for this: a wrong data_dir must not empty the queue */
+    queue_blob_close(&blob);
     /* Forwarding adds local rows as it goes; each pass takes the oldest queued one. Every pass
      * moves one row out of 'queued' and hop limits bound what forwarding can add. */
     struct rcpt_row rc;

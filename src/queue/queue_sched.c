@@ -458,35 +458,13 @@ static void qs_prep_work(void *arg)
 {
     struct qs_delivery *d = arg;
     const struct conf *c = d->q->srv->conf;
-    char path[PATH_MAX];
-    queue_blob_path(c->data_dir, d->blob_id, path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) < 0) {
-        d->prep_err = "the message file is missing";
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    d->message = xmalloc((size_t)sb.st_size + 1);
-    size_t got = 0;
-    while (got < (size_t)sb.st_size) {
-        ssize_t r = read(fd, d->message + got, (size_t)sb.st_size - got);
-        if (r <= 0) {
-            if (r < 0 && errno == EINTR)
-                continue;
-            break;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    d->message_len = got;
-    if (got != (size_t)sb.st_size) {
-        d->prep_err = "cannot read the message file";
+    const char *err = NULL;
+    if (queue_blob_read_all(c->data_dir, d->blob_id, &d->message, &d->message_len, &err) < 0) {
+        log_error("%s: %s", d->queue_id, err);
+        d->prep_err = "the message file is missing or unreadable";
         return;
     }
     if (d->route_id) {
-        const char *err = NULL;
         struct dir *dir = pool_worker_dir(&err);
         d->has_route = dir && dir_route_find(dir, d->domain, &d->route) == DIR_OK;
     }

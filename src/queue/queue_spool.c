@@ -10,11 +10,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/xalloc.h"
+#include "queue/queue_segment.h"
 
 static __thread char spool_err[512];
 
@@ -145,18 +148,24 @@ static int make_durable(const char *data_dir, struct queue_spool_file *f, char *
     return 0;
 }
 
-/* The rows of one message, inside the caller's transaction. */
-static int insert_rows_tx(sqlite3 *db, const struct queue_spool_file *f,
-                          const struct queue_envelope *env, int64_t *message_id_r)
+/* The rows of one message, inside the caller's transaction. blob_id is the queue id for a file
+ * blob; segment is 0 for a file blob. */
+static int insert_rows_tx(sqlite3 *db, const struct queue_spool_file *f, const char *blob_id,
+                          uint32_t segment, const struct queue_envelope *env,
+                          int64_t *message_id_r)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "INSERT INTO blob (id, size, created) VALUES (?, ?, ?)", -1, &st,
-                            NULL);
+    int rc = sqlite3_prepare_v2(
+        db, "INSERT INTO blob (id, size, created, segment) VALUES (?, ?, ?, ?)", -1, &st, NULL);
     if (rc != SQLITE_OK)
         goto fail;
-    sqlite3_bind_text(st, 1, f->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, blob_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)f->written);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)env->received_at);
+    if (segment)
+        sqlite3_bind_int64(st, 4, segment);
+    else
+        sqlite3_bind_null(st, 4);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     st = NULL;
@@ -164,11 +173,12 @@ static int insert_rows_tx(sqlite3 *db, const struct queue_spool_file *f,
         goto fail;
     rc = sqlite3_prepare_v2(db,
                             "INSERT INTO message (queue_id, blob_id, sender, size, received_at, "
-                            "client_ip, helo, auth_user) VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            "client_ip, helo, auth_user) VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7)",
                             -1, &st, NULL);
     if (rc != SQLITE_OK)
         goto fail;
     sqlite3_bind_text(st, 1, f->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, blob_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, env->sender, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)f->written);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)env->received_at);
@@ -217,7 +227,7 @@ static int insert_rows(sqlite3 *db, struct queue_spool_file *f, const struct que
         snprintf(spool_err, sizeof(spool_err), "database: %s", sqlite3_errmsg(db));
         return -1;
     }
-    if (insert_rows_tx(db, f, env, message_id_r) < 0 ||
+    if (insert_rows_tx(db, f, f->id, 0, env, message_id_r) < 0 ||
         sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         if (!spool_err[0])
             snprintf(spool_err, sizeof(spool_err), "database: %s", sqlite3_errmsg(db));
@@ -227,14 +237,41 @@ static int insert_rows(sqlite3 *db, struct queue_spool_file *f, const struct que
     return 0;
 }
 
-void queue_spool_commit_batch(sqlite3 *db, struct queue_spool_batch_item *items, size_t n)
+/* Messages held in memory: one append to the active segment, one fdatasync. */
+static void append_to_segment(const char *data_dir, struct queue_spool_batch_item *items,
+                              size_t n, struct queue_segment_piece *pieces)
 {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].data)
+            pieces[k++] = (struct queue_segment_piece){
+                .data = items[i].data, .len = items[i].len, .queue_id = items[i].file->id};
+    const char *err = NULL;
+    if (k == 0 || queue_segment_append(data_dir, pieces, k, &err) == 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].data) {
+            items[i].result = QUEUE_COMMIT_SPOOL_FAILED;
+            snprintf(items[i].err, sizeof(items[i].err), "%s", err);
+        }
+}
+
+void queue_spool_commit_batch(sqlite3 *db, const char *data_dir,
+                              struct queue_spool_batch_item *items, size_t n)
+{
+    struct queue_segment_piece stack_pieces[64];
+    struct queue_segment_piece *pieces =
+        n <= 64 ? stack_pieces : xmalloc(n * sizeof(struct queue_segment_piece));
+    for (size_t i = 0; i < n; i++)
+        items[i].result = QUEUE_COMMIT_OK;
+    append_to_segment(data_dir, items, n, pieces);
     /* 1. One fsync per blobs/XX directory touched by the batch: the renames become durable. */
     char done_dirs[16][PATH_MAX];
     size_t ndone = 0;
     for (size_t i = 0; i < n; i++) {
         struct queue_spool_batch_item *it = &items[i];
-        it->result = QUEUE_COMMIT_OK;
+        if (it->data || it->result != QUEUE_COMMIT_OK)
+            continue;
         char dir[PATH_MAX];
         blob_dir_of(it->blob_path, dir);
         bool seen = false;
@@ -246,6 +283,8 @@ void queue_spool_commit_batch(sqlite3 *db, struct queue_spool_batch_item *items,
         if (fsync_dir(dir, &derr) < 0) {
             /* Every item in this directory fails (their entries may not be durable). */
             for (size_t k = i; k < n; k++) {
+                if (items[k].data)
+                    continue;
                 char d2[PATH_MAX];
                 blob_dir_of(items[k].blob_path, d2);
                 if (strcmp(d2, dir) == 0) {
@@ -260,13 +299,15 @@ void queue_spool_commit_batch(sqlite3 *db, struct queue_spool_batch_item *items,
     }
     /* 2. One transaction for every message; a message whose rows fail is rolled back alone. */
     bool tx = db && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0, k = 0; i < n; i++) {
         struct queue_spool_batch_item *it = &items[i];
+        const struct queue_segment_piece *piece = it->data ? &pieces[k++] : NULL;
         if (it->result != QUEUE_COMMIT_OK)
             continue;
         spool_err[0] = '\0';
         if (!tx || sqlite3_exec(db, "SAVEPOINT msg", NULL, NULL, NULL) != SQLITE_OK ||
-            insert_rows_tx(db, it->file, it->env, &it->message_id) < 0) {
+            insert_rows_tx(db, it->file, piece ? piece->blob_id : it->file->id,
+                           piece ? piece->segment : 0, it->env, &it->message_id) < 0) {
             it->result = QUEUE_COMMIT_DB_FAILED;
             snprintf(it->err, sizeof(it->err), "%s",
                      !db ? "no database" : spool_err[0] ? spool_err : sqlite3_errmsg(db));
@@ -285,10 +326,13 @@ void queue_spool_commit_batch(sqlite3 *db, struct queue_spool_batch_item *items,
                 snprintf(items[i].err, sizeof(items[i].err), "%s", spool_err);
             }
     }
-    /* 3. Nothing that was not committed stays behind. */
+    /* 3. Nothing that was not committed stays behind (segment bytes no row names go with their
+     * segment). */
     for (size_t i = 0; i < n; i++)
-        if (items[i].result != QUEUE_COMMIT_OK)
+        if (items[i].result != QUEUE_COMMIT_OK && !items[i].data)
             unlink(items[i].blob_path);
+    if (pieces != stack_pieces)
+        free(pieces);
 }
 
 enum queue_commit_result queue_spool_commit(sqlite3 *db, const char *data_dir,

@@ -55,21 +55,26 @@ enum queue_commit_result queue_spool_commit(sqlite3 *db, const char *data_dir,
  * bytes are covered):
  *   queue_spool_seal          per message, on any worker: fsync the file, rename it into
  *                             blobs/XX/ (blob_path receives the final path; PATH_MAX bytes)
- *   queue_spool_commit_batch  once for many sealed messages, on one worker: fsync each blobs/XX
- *                             directory once, then one transaction with every message's rows
- *                             (a message whose rows fail is rolled back alone); each item gets
- *                             its own result; files of failed items are removed. */
+ *   queue_spool_commit_batch  once for many messages, on one worker: messages held in memory
+ *                             (item.data) are appended to the active segment together and
+ *                             covered by one fdatasync (queue_segment.h); sealed files get one
+ *                             fsync per blobs/XX directory; then one transaction with every
+ *                             message's rows (a message whose rows fail is rolled back alone);
+ *                             each item gets its own result; files of failed items are removed. */
 int queue_spool_seal(const char *data_dir, struct queue_spool_file *f, char *blob_path,
                      const char **err_r);
 
 struct queue_spool_batch_item {
-    struct queue_spool_file *file;
+    struct queue_spool_file *file; /* id always; a sealed file unless data is set */
+    const char *data;              /* the whole message in memory (file->written = len) */
+    size_t len;
     const struct queue_envelope *env;
     char blob_path[PATH_MAX];
     enum queue_commit_result result;
     int64_t message_id;
     char err[300]; /* why it failed */
 };
-void queue_spool_commit_batch(sqlite3 *db, struct queue_spool_batch_item *items, size_t n);
+void queue_spool_commit_batch(sqlite3 *db, const char *data_dir,
+                              struct queue_spool_batch_item *items, size_t n);
 
 #endif

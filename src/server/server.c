@@ -438,7 +438,7 @@ int server_main(const char *config_path, int argc, char **argv)
         for (int i = 0; i < 3; i++)
             evsignal_add(sigs[i], NULL);
         srv.pool = pool_new(srv.base, SERVER_WORKERS, conf->database);
-        srv.committer = queue_committer_new(srv.pool);
+        srv.committer = queue_committer_new(srv.pool, conf->data_dir);
         const char *cerr = NULL;
         srv.tls_client = tls_client_new(conf->delivery_ca_file, true, &cerr);
         if (!srv.tls_client)

@@ -10,8 +10,10 @@
  * discarded; the one reply is decided after the final dot, so the session stays in sync.
  *
  * The server adds a Received header at the top and a Message-ID at the end of the header section
- * when the client sent none. Bytes go to the spool through worker jobs (queue_spool.h); the final
- * commit job makes them durable and commits the queue rows before "250 Queued". */
+ * when the client sent none. A message stays in memory while it is under SMTP_SPOOL_CHUNK and
+ * goes to the group committer whole (appended to a segment, queue_segment.h); a larger one is
+ * written to a spool file by worker jobs as it arrives (queue_spool.h). Either way the bytes
+ * are durable and the queue rows committed before "250 Queued". */
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +66,9 @@ static void spool_abort_done(void *arg)
 /* Remove a spool file that will not be committed (fire and forget on the pool). */
 static void smtp_spool_discard(struct server *srv, struct queue_spool_file **f)
 {
-    if (*f && srv->pool) {
+    if (*f && (*f)->fd < 0 && !(*f)->tmp_path[0]) {
+        free(*f); /* never spilled to disk */
+    } else if (*f && srv->pool) {
         pool_submit(srv->pool, *f, spool_abort_work, spool_abort_done);
     } else if (*f) {
         queue_spool_abort(*f); /* the pool is gone: the process is exiting */
@@ -84,85 +88,45 @@ void smtp_data_free(struct smtp_session *s)
     s->data = NULL;
 }
 
-/* ---- DATA command: open the spool file, then 354 ---- */
-
-struct smtp_open_job {
-    uint64_t session_id;
-    struct queue_spool_file *file;
-    const char *data_dir;
-    const char *err;
-    int result;
-};
-
-static void smtp_open_work(void *arg)
-{
-    struct smtp_open_job *j = arg;
-    j->result = queue_spool_open(j->data_dir, j->file, &j->err);
-}
-
-static void smtp_open_done(void *arg)
-{
-    struct smtp_open_job *j = arg;
-    struct smtp_session *s = smtp_job_session(j->session_id);
-    if (j->result < 0)
-        log_error("%s", j->err);
-    if (s && s->conn && j->result == 0) {
-        struct smtp_data *d = xcalloc(1, sizeof(*d));
-        d->file = j->file;
-        j->file = NULL;
-        d->error = R__COUNT;
-        d->prev_crlf = true;
-        d->in_headers = true;
-        buf_init(&d->out, 0);
-        s->data = d;
-        const struct conf *c = s->srv->conf;
-        char tls_info[200];
-        smtp_tls_info(s, tls_info, sizeof(tls_info));
-        struct headers_received hr = {
-            .helo = s->helo,
-            .ptr = s->ptr,
-            .client_ip = conn_peer_str(s->conn),
-            .hostname = c->hostname,
-            .protocol = smtp_protocol_name(s),
-            .tls_info = tls_info,
-            .id = d->file->id,
-            .for_rcpt = s->rcpt_commands == 1 ? s->first_rcpt : NULL,
-            .when = time(NULL),
-        };
-        headers_received(&d->out, &hr);
-        smtp_state_set(s, SMTP_STATE_DATA);
-        smtp_reply(s, R_DATA_GO, NULL);
-    } else if (s && s->conn) {
-        smtp_transaction_reset(s);
-        smtp_reply(s, R_NO_DATA_SAVED, NULL);
-    }
-    if (j->file) {
-        if (j->result == 0)
-            smtp_spool_discard(server_get(), &j->file);
-        else
-            free(j->file);
-    }
-    free(j);
-    if (s)
-        smtp_job_finish(s);
-}
+/* ---- DATA command: 354 at once; the message stays in memory until it outgrows
+ * SMTP_SPOOL_CHUNK, when a spool file is opened for it ---- */
 
 void smtp_data_begin(struct smtp_session *s)
 {
     clock_gettime(CLOCK_MONOTONIC, &s->data_started);
-    struct smtp_open_job *j = xcalloc(1, sizeof(*j));
-    j->session_id = s->id;
-    j->file = xcalloc(1, sizeof(*j->file));
-    j->file->fd = -1;
-    queue_id_new(j->file->id);
-    j->data_dir = s->srv->conf->data_dir;
-    smtp_job_start(s, j, smtp_open_work, smtp_open_done);
+    struct smtp_data *d = xcalloc(1, sizeof(*d));
+    d->file = xcalloc(1, sizeof(*d->file));
+    d->file->fd = -1;
+    queue_id_new(d->file->id);
+    d->error = R__COUNT;
+    d->prev_crlf = true;
+    d->in_headers = true;
+    buf_init(&d->out, 0);
+    s->data = d;
+    const struct conf *c = s->srv->conf;
+    char tls_info[200];
+    smtp_tls_info(s, tls_info, sizeof(tls_info));
+    struct headers_received hr = {
+        .helo = s->helo,
+        .ptr = s->ptr,
+        .client_ip = conn_peer_str(s->conn),
+        .hostname = c->hostname,
+        .protocol = smtp_protocol_name(s),
+        .tls_info = tls_info,
+        .id = d->file->id,
+        .for_rcpt = s->rcpt_commands == 1 ? s->first_rcpt : NULL,
+        .when = time(NULL),
+    };
+    headers_received(&d->out, &hr);
+    smtp_state_set(s, SMTP_STATE_DATA);
+    smtp_reply(s, R_DATA_GO, NULL);
 }
 
 /* ---- spool writes ---- */
 
 struct smtp_write_job {
     uint64_t session_id;
+    const char *data_dir;
     struct queue_spool_file *file;
     char *bytes;
     size_t len;
@@ -173,7 +137,11 @@ struct smtp_write_job {
 static void smtp_write_work(void *arg)
 {
     struct smtp_write_job *j = arg;
-    j->result = queue_spool_write(j->file, j->bytes, j->len, &j->err);
+    j->result = 0;
+    if (j->file->fd < 0)
+        j->result = queue_spool_open(j->data_dir, j->file, &j->err);
+    if (j->result == 0)
+        j->result = queue_spool_write(j->file, j->bytes, j->len, &j->err);
 }
 
 static void smtp_write_done(void *arg)
@@ -200,6 +168,7 @@ static void smtp_data_flush(struct smtp_session *s)
     struct smtp_data *d = s->data;
     struct smtp_write_job *j = xcalloc(1, sizeof(*j));
     j->session_id = s->id;
+    j->data_dir = s->srv->conf->data_dir;
     j->file = d->file;
     d->file = NULL;
     j->bytes = buf_steal(&d->out, &j->len);
@@ -341,7 +310,16 @@ static void smtp_data_end(struct smtp_session *s)
     j->rcpts = xmalloc(s->rcpts_count * sizeof(*s->rcpts));
     memcpy(j->rcpts, s->rcpts, s->rcpts_count * sizeof(*s->rcpts));
     smtp_state_set(s, SMTP_STATE_GREETED); /* the transaction ends with this reply */
-    smtp_job_start(s, j, smtp_commit_work, smtp_commit_done);
+    if (j->file->fd >= 0 || j->file->tmp_path[0]) {
+        smtp_job_start(s, j, smtp_commit_work, smtp_commit_done);
+        return;
+    }
+    /* Never spilled: the bytes go straight to the committer, into a segment. */
+    j->file->written = j->len;
+    j->req.item.data = j->bytes;
+    j->req.item.len = j->len;
+    smtp_job_hold(s);
+    smtp_commit_done(j);
 }
 
 /* ---- line processing ---- */

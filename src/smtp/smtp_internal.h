@@ -81,6 +81,9 @@ void smtp_transaction_reset(struct smtp_session *s);
 /* Run work on the pool; done(job) runs on the loop. The session is kept alive meanwhile and its
  * input processing is paused; smtp_job_finish() in done resumes it. */
 void smtp_job_start(struct smtp_session *s, void *job, void (*work)(void *), void (*done)(void *));
+/* The same for work that is not a pool job (the group committer): pause and keep the session
+ * until the matching smtp_job_finish(). */
+void smtp_job_hold(struct smtp_session *s);
 /* In a done callback: find the session (NULL if the connection is gone — then clean up). */
 struct smtp_session *smtp_job_session(uint64_t id);
 void smtp_job_finish(struct smtp_session *s);

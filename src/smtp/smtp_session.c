@@ -118,11 +118,16 @@ void smtp_reply(struct smtp_session *s, enum reply_id id, const char *arg)
 
 /* ---- worker jobs ---- */
 
-void smtp_job_start(struct smtp_session *s, void *job, void (*work)(void *), void (*done)(void *))
+void smtp_job_hold(struct smtp_session *s)
 {
     s->jobs++;
     if (s->conn)
         conn_pause(s->conn);
+}
+
+void smtp_job_start(struct smtp_session *s, void *job, void (*work)(void *), void (*done)(void *))
+{
+    smtp_job_hold(s);
     pool_submit(s->srv->pool, job, work, done);
 }
 

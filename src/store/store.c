@@ -17,10 +17,9 @@
 #include "store/store.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "lib/str.h"
 #include "lib/xalloc.h"
@@ -286,45 +285,25 @@ int store_mail_list(sqlite3 *db, int64_t folder_id,
 int store_mail_read(const char *data_dir, const struct store_mail *mail, struct buf *out,
                     const char **err_r)
 {
-    static __thread char msg[PATH_MAX + 128];
     size_t start = out->len;
     if (store_prefix_format(mail->return_path, mail->delivered_to, out) < 0) {
         *err_r = "message too large for buffer";
         return -1;
     }
-    char path[PATH_MAX];
-    queue_blob_path(data_dir, mail->blob_id, path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(msg, sizeof(msg), "cannot open message file %s: %s", path, strerror(errno));
-        goto fail;
+    char *data = NULL;
+    size_t len = 0;
+    if (queue_blob_read_all(data_dir, mail->blob_id, &data, &len, err_r) < 0 ||
+        buf_append(out, data, len) < 0) {
+        if (data)
+            *err_r = "message too large for buffer";
+        free(data);
+        out->len = start;
+        if (out->data)
+            out->data[start] = '\0';
+        return -1;
     }
-    char chunk[65536];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(msg, sizeof(msg), "cannot read message file %s: %s", path, strerror(errno));
-            close(fd);
-            goto fail;
-        }
-        if (n == 0)
-            break;
-        if (buf_append(out, chunk, (size_t)n) < 0) {
-            snprintf(msg, sizeof(msg), "message %s too large for buffer", mail->blob_id);
-            close(fd);
-            goto fail;
-        }
-    }
-    close(fd);
+    free(data);
     return 0;
-fail:
-    out->len = start;
-    if (out->data)
-        out->data[start] = '\0';
-    *err_r = msg;
-    return -1;
 }
 
 int store_message_read(sqlite3 *db, const char *data_dir, int64_t account_id, const char *folder,
@@ -352,15 +331,11 @@ int store_message_read(sqlite3 *db, const char *data_dir, int64_t account_id, co
 int store_blob_header_section(const char *data_dir, const char *blob_id, size_t max,
                               struct buf *out, const char **err_r)
 {
-    static __thread char msg[PATH_MAX + 128];
-    char path[PATH_MAX];
-    queue_blob_path(data_dir, blob_id, path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(msg, sizeof(msg), "cannot open message file %s: %s", path, strerror(errno));
-        *err_r = msg;
+    static __thread char msg[QUEUE_BLOB_ID_MAX + 128];
+    struct queue_blob_reader r;
+    if (queue_blob_open(data_dir, blob_id, &r, err_r) < 0)
         return -1;
-    }
+    uint64_t pos = 0;
     size_t start = out->len;
     char chunk[16384];
     int ret = 0;
@@ -370,17 +345,16 @@ int store_blob_header_section(const char *data_dir, const char *blob_id, size_t 
             want = max - (out->len - start);
         if (want == 0)
             break;
-        ssize_t n = read(fd, chunk, want);
-        if (n < 0 && errno == EINTR)
-            continue;
+        long n = queue_blob_pread(&r, chunk, want, pos);
         if (n < 0) {
-            snprintf(msg, sizeof(msg), "cannot read message file %s: %s", path, strerror(errno));
+            snprintf(msg, sizeof(msg), "cannot read message %s: %s", blob_id, strerror(errno));
             *err_r = msg;
             ret = -1;
             break;
         }
         if (n == 0)
             break;
+        pos += (uint64_t)n;
         size_t scan = out->len > start + 2 ? out->len - 2 : start;
         if (buf_append(out, chunk, (size_t)n) < 0) {
             *err_r = "message header too large for buffer";
@@ -408,7 +382,7 @@ int store_blob_header_section(const char *data_dir, const char *blob_id, size_t 
             break;
         }
     }
-    close(fd);
+    queue_blob_close(&r);
     if (ret < 0 && out->data) {
         out->len = start;
         out->data[start] = '\0';

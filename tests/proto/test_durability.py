@@ -8,6 +8,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from gannet import EXT, QUEUED_RE, SmtpConn, make_message, token
 
 DUR = "dur@example.test"
@@ -105,11 +107,18 @@ def test_partial_spool_files_removed_at_start(make_server):
     assert re.search(r"0123456789ABCDEF", g.log()), "removal of the partial file is not logged"
 
 
-def test_unwritable_spool_answers_451(make_server):
+@pytest.mark.parametrize("where,body", [
+    # small messages are appended to a segment file (queue_segment.h) ...
+    ("blobs/seg", "Hello.\r\n"),
+    # ... large ones are written to a spool file of their own as they arrive
+    ("spool/tmp", ("x" * 998 + "\r\n") * 400),
+], ids=["segment", "spool-file"])
+def test_unwritable_spool_answers_451(make_server, where, body):
     g = make_server()
-    tmpdir = g.data / "spool" / "tmp"
-    shutil.rmtree(tmpdir)
-    tmpdir.write_bytes(b"not a directory")  # fails for root too
+    broken = g.data / where
+    if broken.exists():
+        shutil.rmtree(broken)
+    broken.write_bytes(b"not a directory")  # fails for root too
     tok = token()
     try:
         with g.session() as c:
@@ -119,19 +128,19 @@ def test_unwritable_spool_answers_451(make_server):
             r = c.reply()
             if r.lines != ["451 Rejected - No data saved."]:
                 assert r.lines == ["354 OK, send."], r.lines
-                c.sendraw(make_message(token=tok) + b"\r\n.\r\n")
+                c.sendraw(make_message(token=tok, body=body) + b"\r\n.\r\n")
                 c.expect("451 Rejected - No data saved.", timeout=20)
             # the session goes on: nothing open, a new transaction may start
             c.cmd("RCPT TO:<user@example.test>", "503 Must have sender first.")
-            tmpdir.unlink()
-            tmpdir.mkdir()
+            broken.unlink()
+            broken.mkdir()
             c.cmd(f"MAIL FROM:<{EXT}>", "250 OK")
             c.cmd("RCPT TO:<user@example.test>", "250 OK")
-            c.data(make_message(token=tok + "-ok"), expect="queued")
+            c.data(make_message(token=tok + "-ok", body=body), expect="queued")
     finally:
-        if tmpdir.is_file():
-            tmpdir.unlink()
-            tmpdir.mkdir()
+        if broken.is_file():
+            broken.unlink()
+            broken.mkdir()
     g.wait_for("user@example.test", tok + "-ok")
     assert len(g.find("user@example.test", tok)) == 1
 
