@@ -69,6 +69,13 @@ struct queue_deliver_env {
  * (nothing half-done: each recipient is delivered in its own transaction). */
 int queue_deliver_message(sqlite3 *db, struct dir *dir, const struct queue_deliver_env *env,
                           int64_t message_id, const char **err_r);
+/* Inside the caller's transaction (the group commit that just inserted the message): deliver
+ * the local recipients that need nothing but a mailbox row — account found and enabled, no
+ * forwarding, within quota — and remove the message when nothing else is pending. Anything
+ * else stays queued (*local_pending_r = true) for queue_deliver_message, which also makes the
+ * bounces. Returns 0, or -1 on a database error (the caller rolls back to its savepoint). */
+int queue_deliver_in_tx(sqlite3 *db, struct dir *dir, const struct queue_deliver_env *env,
+                        int64_t message_id, bool *local_pending_r, const char **err_r);
 /* Deliver every message that has queued local recipients (start-up recovery). */
 int queue_deliver_pending(sqlite3 *db, struct dir *dir, const struct queue_deliver_env *env,
                           unsigned *delivered_r, const char **err_r);

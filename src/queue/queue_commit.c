@@ -13,6 +13,8 @@
 struct queue_committer {
     struct pool *pool;
     char *data_dir;
+    char *hostname;
+    struct queue_deliver_env env; /* local delivery inside the batch */
     struct queue_commit_req *head, *tail; /* waiting */
     bool busy;
 };
@@ -31,7 +33,8 @@ static void commit_work(void *arg)
     struct queue_commit_batch *b = arg;
     const char *err = NULL;
     sqlite3 *db = pool_worker_db(&err);
-    queue_spool_commit_batch(db, b->c->data_dir, b->items, b->n);
+    struct queue_batch_delivery delivery = {.dir = pool_worker_dir(&err), .env = &b->c->env};
+    queue_spool_commit_batch(db, b->c->data_dir, &delivery, b->items, b->n);
 }
 
 static void commit_done(void *arg)
@@ -43,6 +46,8 @@ static void commit_done(void *arg)
         struct queue_commit_req *r = b->reqs[i];
         r->item.result = b->items[i].result;
         r->item.message_id = b->items[i].message_id;
+        r->item.local_pending = b->items[i].local_pending;
+        r->item.remote_pending = b->items[i].remote_pending;
         memcpy(r->item.err, b->items[i].err, sizeof(r->item.err));
         r->done(r);
     }
@@ -68,11 +73,15 @@ static void commit_start(struct queue_committer *c)
     pool_submit(c->pool, b, commit_work, commit_done);
 }
 
-struct queue_committer *queue_committer_new(struct pool *pool, const char *data_dir)
+struct queue_committer *queue_committer_new(struct pool *pool, const struct queue_deliver_env *env)
 {
     struct queue_committer *c = xcalloc(1, sizeof(*c));
     c->pool = pool;
-    c->data_dir = xstrdup(data_dir);
+    c->data_dir = xstrdup(env->data_dir);
+    c->hostname = env->hostname ? xstrdup(env->hostname) : NULL;
+    c->env = (struct queue_deliver_env){.data_dir = c->data_dir,
+                                        .hostname = c->hostname,
+                                        .add_delivered_to = env->add_delivered_to};
     return c;
 }
 
@@ -90,8 +99,10 @@ void queue_committer_submit(struct queue_committer *c, struct queue_commit_req *
 
 void queue_committer_free(struct queue_committer **cp)
 {
-    if (*cp)
+    if (*cp) {
         free((*cp)->data_dir);
+        free((*cp)->hostname);
+    }
     free(*cp);
     *cp = NULL;
 }

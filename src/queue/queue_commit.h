@@ -7,8 +7,10 @@
  * wait; when it
  * finishes, every waiting request goes out as the next batch. Under load, N sessions finishing
  * DATA together pay for about one barrier instead of N; a lone message pays what it paid
- * before. Each request's done callback runs on the loop thread only after its own rows are
- * committed (or failed): 250 is never sent before the message is durable. */
+ * before. Local recipients that need only a mailbox row are delivered in the same transaction
+ * (item.local_pending says whether the full delivery path still has work). Each request's done
+ * callback runs on the loop thread only after its own rows are committed (or failed): 250 is
+ * never sent before the message is durable. */
 #ifndef GANNET_QUEUE_COMMIT_H
 #define GANNET_QUEUE_COMMIT_H
 
@@ -23,7 +25,8 @@ struct queue_commit_req {
     struct queue_commit_req *next;
 };
 
-struct queue_committer *queue_committer_new(struct pool *pool, const char *data_dir);
+/* env: where blobs live, and how local delivery inside a batch is done (queue_deliver_in_tx). */
+struct queue_committer *queue_committer_new(struct pool *pool, const struct queue_deliver_env *env);
 void queue_committer_submit(struct queue_committer *c, struct queue_commit_req *r);
 void queue_committer_free(struct queue_committer **c);
 

@@ -221,6 +221,33 @@ static int rcpt_tempfail(sqlite3 *db, const struct msg_row *m, const struct rcpt
     return -1;
 }
 
+/* Inside the caller's transaction: append the message to the account's INBOX. Returns 1 when
+ * stored (*uid_r), 0 when the quota does not allow it, -1 on a database error. */
+static int store_in_inbox(sqlite3 *db, const struct queue_deliver_env *env, const struct msg_row *m,
+                          const struct rcpt_row *r, const struct dir_account *acct,
+                          uint32_t *uid_r, const char **err_r)
+{
+    int64_t folder_id;
+    if (store_folder_ensure(db, acct->id, "INBOX", &folder_id, err_r) < 0)
+        return -1;
+    const char *dt = env->add_delivered_to ? r->original : NULL;
+    if (acct->quota_mb > 0) {
+        struct buf prefix;
+        buf_init(&prefix, 0);
+        int plen = store_prefix_format(m->sender, dt, &prefix);
+        buf_free(&prefix);
+        uint64_t used = 0;
+        if (store_account_size(db, acct->id, &used, err_r) < 0)
+            return -1;
+        if (used + m->blob_size + (uint64_t)(plen > 0 ? plen : 0) > acct->quota_mb * 1024 * 1024)
+            return 0;
+    }
+    if (store_append(db, folder_id, m->blob_id, m->blob_size, m->sender, dt, m->received_at, 0,
+                     uid_r, err_r) < 0)
+        return -1;
+    return 1;
+}
+
 /* Deliver one queued local recipient. Returns 0 (delivered, forwarded or failed) or -1. */
 static int deliver_one(sqlite3 *db, struct dir *dir, const struct queue_deliver_env *env,
                        const struct msg_row *m, const struct rcpt_row *r, const char **err_r)
@@ -294,24 +321,12 @@ static int deliver_one(sqlite3 *db, struct dir *dir, const struct queue_deliver_
     const char *state = "delivered", *why = "";
     uint32_t uid = 0;
     if (store_here) {
-        int64_t folder_id;
-        if (store_folder_ensure(db, acct.id, "INBOX", &folder_id, err_r) < 0)
+        int q = store_in_inbox(db, env, m, r, &acct, &uid, err_r);
+        if (q < 0)
             goto fail;
-        const char *dt = env->add_delivered_to ? r->original : NULL;
-        struct buf prefix;
-        buf_init(&prefix, 0);
-        int plen = store_prefix_format(m->sender, dt, &prefix);
-        buf_free(&prefix);
-        uint64_t used = 0;
-        if (acct.quota_mb > 0 && store_account_size(db, acct.id, &used, err_r) < 0)
-            goto fail;
-        if (acct.quota_mb > 0 &&
-            used + m->blob_size + (uint64_t)(plen > 0 ? plen : 0) > acct.quota_mb * 1024 * 1024) {
+        if (q == 0) {
             state = "failed";
             why = "Inbox is full";
-        } else if (store_append(db, folder_id, m->blob_id, m->blob_size, m->sender, dt,
-                                m->received_at, 0, &uid, err_r) < 0) {
-            goto fail;
         }
     }
     if (rcpt_set_state(db, r->id, state, why, err_r) < 0)
@@ -334,12 +349,12 @@ fail:
     return -1;
 }
 
-/* When nothing is queued or held any more, delete the message and release its blob. */
-static int msg_finish(sqlite3 *db, const char *data_dir, const struct msg_row *m,
-                      const char **err_r)
+/* Inside the caller's transaction: when nothing is queued or held any more, delete the message
+ * and release its blob. 1 = removed (*unlink_r: call queue_blob_remove after COMMIT), 0 = still
+ * pending, -1 = error. */
+static int msg_finish_tx(sqlite3 *db, const struct msg_row *m, bool *unlink_r, const char **err_r)
 {
-    if (exec(db, "BEGIN IMMEDIATE", err_r) < 0)
-        return -1;
+    *unlink_r = false;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
                            "SELECT COUNT(*) FROM queue_rcpt WHERE message_id = ?1"
@@ -352,22 +367,36 @@ static int msg_finish(sqlite3 *db, const char *data_dir, const struct msg_row *m
     int pending = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     st = NULL;
-    if (pending > 0) {
-        rollback(db);
+    if (pending > 0)
         return 0;
-    }
     if (sqlite3_prepare_v2(db, "DELETE FROM message WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
         goto dbfail;
     sqlite3_bind_int64(st, 1, m->id);
     if (sqlite3_step(st) != SQLITE_DONE)
         goto dbfail;
     sqlite3_finalize(st);
-    st = NULL;
-    bool unlink_blob = false;
-    if (queue_blob_release(db, m->blob_id, &unlink_blob) < 0) {
+    if (queue_blob_release(db, m->blob_id, unlink_r) < 0) {
         *err_r = "cannot release message blob";
-        rollback(db);
         return -1;
+    }
+    return 1;
+dbfail:
+    db_fail(db, "finish message", err_r);
+    sqlite3_finalize(st);
+    return -1;
+}
+
+/* When nothing is queued or held any more, delete the message and release its blob. */
+static int msg_finish(sqlite3 *db, const char *data_dir, const struct msg_row *m,
+                      const char **err_r)
+{
+    if (exec(db, "BEGIN IMMEDIATE", err_r) < 0)
+        return -1;
+    bool unlink_blob = false;
+    int r = msg_finish_tx(db, m, &unlink_blob, err_r);
+    if (r <= 0) {
+        rollback(db);
+        return r;
     }
     if (exec(db, "COMMIT", err_r) < 0) {
         rollback(db);
@@ -377,11 +406,6 @@ static int msg_finish(sqlite3 *db, const char *data_dir, const struct msg_row *m
     if (unlink_blob)
         queue_blob_remove(db, data_dir, m->blob_id);
     return 0;
-dbfail:
-    db_fail(db, "finish message", err_r);
-    sqlite3_finalize(st);
-    rollback(db);
-    return -1;
 }
 
 /* Recipients that failed at local delivery (quota, account gone or disabled) get one bounce to
@@ -480,6 +504,83 @@ int queue_deliver_message(sqlite3 *db, struct dir *dir, const struct queue_deliv
         return -1;
     bounce_local_failures(db, dir, env, &m);
     return msg_finish(db, env->data_dir, &m, err_r);
+}
+
+/* The simple case of local delivery, done inside the group commit's transaction (see queue.h):
+ * 1 stored, 0 left for queue_deliver_message, -1 database error. */
+static int deliver_simple_tx(sqlite3 *db, struct dir *dir, const struct queue_deliver_env *env,
+                             const struct msg_row *m, const struct rcpt_row *r, uint32_t *uid_r,
+                             const char **err_r)
+{
+    struct dir_account acct;
+    if (dir_account_get(dir, r->address, &acct) != DIR_OK || !acct.enabled ||
+        (acct.forward[0] && !str_ieq(acct.forward, acct.address)))
+        return 0;
+    int q = store_in_inbox(db, env, m, r, &acct, uid_r, err_r);
+    if (q <= 0)
+        return q; /* over quota: the bounce is built by the full path */
+    if (rcpt_set_state(db, r->id, "delivered", "", err_r) < 0)
+        return -1;
+    return 1;
+}
+
+int queue_deliver_in_tx(sqlite3 *db, struct dir *dir, const struct queue_deliver_env *env,
+                        int64_t message_id, bool *local_pending_r, const char **err_r)
+{
+    *local_pending_r = false;
+    struct msg_row m;
+    int r = msg_load(db, message_id, &m, err_r);
+    if (r <= 0)
+        return r;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, address, original, hops FROM queue_rcpt"
+                           " WHERE message_id = ?1 AND kind = 'local' AND state = 'queued'"
+                           " ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(db, "local recipients", err_r);
+    sqlite3_bind_int64(st, 1, message_id);
+    struct rcpt_row rows[8];
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == sizeof(rows) / sizeof(rows[0])) {
+            *local_pending_r = true; /* many recipients: the rest take the full path */
+            break;
+        }
+        struct rcpt_row *row = &rows[n++];
+        row->id = sqlite3_column_int64(st, 0);
+        copy_col(row->address, sizeof(row->address), st, 1);
+        copy_col(row->original, sizeof(row->original), st, 2);
+        row->hops = sqlite3_column_int(st, 3);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sqlite3_finalize(st);
+        return db_fail(db, "local recipients", err_r);
+    }
+    sqlite3_finalize(st);
+    uint32_t uids[8];
+    for (size_t i = 0; i < n; i++) {
+        int d = deliver_simple_tx(db, dir, env, &m, &rows[i], &uids[i], err_r);
+        if (d < 0)
+            return -1;
+        if (d == 0) {
+            *local_pending_r = true;
+            uids[i] = 0;
+        }
+    }
+    bool unlink_blob = false;
+    int finished = msg_finish_tx(db, &m, &unlink_blob, err_r);
+    if (finished < 0)
+        return -1;
+    /* unlink_blob stays false: the mailbox rows just written reference the blob. */
+    for (size_t i = 0; i < n; i++)
+        if (uids[i])
+            log_info("%s: to=<%s>, relay=local, status=delivered (uid %u)", m.queue_id,
+                     rows[i].address, uids[i]);
+    if (finished)
+        log_info("%s: removed from the queue", m.queue_id);
+    return 0;
 }
 
 int queue_deliver_pending(sqlite3 *db, struct dir *dir, const struct queue_deliver_env *env,

@@ -256,7 +256,36 @@ static void append_to_segment(const char *data_dir, struct queue_spool_batch_ite
         }
 }
 
+/* Inside the message's savepoint: local delivery of what is simple; a failure there leaves the
+ * message queued for the full delivery path, never fails the accept. */
+static void deliver_in_batch(sqlite3 *db, const struct queue_batch_delivery *delivery,
+                             struct queue_spool_batch_item *it)
+{
+    it->local_pending = false;
+    it->remote_pending = false;
+    for (size_t i = 0; i < it->env->rcpts_count; i++) {
+        if (it->env->rcpts[i].local)
+            it->local_pending = true;
+        else
+            it->remote_pending = true;
+    }
+    if (!delivery || !delivery->dir || !it->local_pending)
+        return;
+    const char *err = NULL;
+    bool pending = true;
+    if (sqlite3_exec(db, "SAVEPOINT dlv", NULL, NULL, NULL) != SQLITE_OK)
+        return;
+    if (queue_deliver_in_tx(db, delivery->dir, delivery->env, it->message_id, &pending, &err) < 0) {
+        log_warn("%s: local delivery deferred: %s", it->file->id, err ? err : "?");
+        sqlite3_exec(db, "ROLLBACK TO dlv", NULL, NULL, NULL);
+        pending = true;
+    }
+    sqlite3_exec(db, "RELEASE dlv", NULL, NULL, NULL);
+    it->local_pending = pending;
+}
+
 void queue_spool_commit_batch(sqlite3 *db, const char *data_dir,
+                              const struct queue_batch_delivery *delivery,
                               struct queue_spool_batch_item *items, size_t n)
 {
     struct queue_segment_piece stack_pieces[64];
@@ -315,6 +344,7 @@ void queue_spool_commit_batch(sqlite3 *db, const char *data_dir,
                 sqlite3_exec(db, "ROLLBACK TO msg; RELEASE msg", NULL, NULL, NULL);
             continue;
         }
+        deliver_in_batch(db, delivery, it);
         sqlite3_exec(db, "RELEASE msg", NULL, NULL, NULL);
     }
     if (tx && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {

@@ -60,9 +60,18 @@ enum queue_commit_result queue_spool_commit(sqlite3 *db, const char *data_dir,
  *                             covered by one fdatasync (queue_segment.h); sealed files get one
  *                             fsync per blobs/XX directory; then one transaction with every
  *                             message's rows (a message whose rows fail is rolled back alone);
- *                             each item gets its own result; files of failed items are removed. */
+ *                             with `delivery`, the simple local recipients of each message are
+ *                             delivered in the same transaction (queue_deliver_in_tx), so one
+ *                             commit makes a message both durable and delivered; each item gets
+ *                             its own result; files of failed items are removed. */
 int queue_spool_seal(const char *data_dir, struct queue_spool_file *f, char *blob_path,
                      const char **err_r);
+
+/* Optional: local delivery inside the batch's transaction (queue_deliver_in_tx). */
+struct queue_batch_delivery {
+    struct dir *dir;
+    const struct queue_deliver_env *env;
+};
 
 struct queue_spool_batch_item {
     struct queue_spool_file *file; /* id always; a sealed file unless data is set */
@@ -72,9 +81,12 @@ struct queue_spool_batch_item {
     char blob_path[PATH_MAX];
     enum queue_commit_result result;
     int64_t message_id;
-    char err[300]; /* why it failed */
+    bool local_pending;  /* local recipients still queued: run queue_deliver_message */
+    bool remote_pending; /* remote recipients queued: wake the outbound scheduler */
+    char err[300];       /* why it failed */
 };
 void queue_spool_commit_batch(sqlite3 *db, const char *data_dir,
+                              const struct queue_batch_delivery *delivery,
                               struct queue_spool_batch_item *items, size_t n);
 
 #endif

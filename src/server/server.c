@@ -438,7 +438,10 @@ int server_main(const char *config_path, int argc, char **argv)
         for (int i = 0; i < 3; i++)
             evsignal_add(sigs[i], NULL);
         srv.pool = pool_new(srv.base, SERVER_WORKERS, conf->database);
-        srv.committer = queue_committer_new(srv.pool, conf->data_dir);
+        struct queue_deliver_env denv = {.data_dir = conf->data_dir,
+                                         .hostname = conf->hostname,
+                                         .add_delivered_to = conf->add_delivered_to};
+        srv.committer = queue_committer_new(srv.pool, &denv);
         const char *cerr = NULL;
         srv.tls_client = tls_client_new(conf->delivery_ca_file, true, &cerr);
         if (!srv.tls_client)

@@ -26,6 +26,7 @@
 #include "net/conn.h"
 #include "net/pool.h"
 #include "queue/queue_commit.h"
+#include "queue/queue_sched.h"
 #include "queue/queue_spool.h"
 #include "smtp/smtp_internal.h"
 
@@ -221,9 +222,13 @@ static void smtp_commit_finished(struct queue_commit_req *req)
     }
     struct server *srv = server_get();
     struct smtp_session *s = smtp_job_session(j->session_id);
-    if (j->result == QUEUE_COMMIT_OK)
-        server_deliver_message(srv, j->message_id); /* even if the client is gone */
-    else
+    if (j->result == QUEUE_COMMIT_OK) {
+        /* even if the client is gone */
+        if (req->item.local_pending)
+            server_deliver_message(srv, j->message_id);
+        else if (req->item.remote_pending && srv->sched)
+            queue_sched_kick(srv->sched);
+    } else
         log_error("message %s not accepted: %s", j->file->id, j->err ? j->err : "?");
     if (s && s->conn) {
         if (j->result == QUEUE_COMMIT_OK) {

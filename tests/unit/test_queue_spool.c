@@ -120,7 +120,7 @@ static void test_batch_commit_isolates_a_failing_message(void **state)
         items[i].file = files[i];
         items[i].env = &envs[i];
     }
-    queue_spool_commit_batch(f->db, f->dir, items, N);
+    queue_spool_commit_batch(f->db, f->dir, NULL, items, N);
     for (int i = 0; i < N; i++) {
         if (i == 2) {
             assert_int_equal(items[i].result, QUEUE_COMMIT_DB_FAILED);
@@ -146,7 +146,7 @@ static void test_batch_without_database_fails_everything_cleanly(void **state)
     struct queue_spool_batch_item item = {.file = sf, .env = &env};
     const char *err = NULL;
     assert_int_equal(queue_spool_seal(f->dir, sf, item.blob_path, &err), 0);
-    queue_spool_commit_batch(NULL, f->dir, &item, 1);
+    queue_spool_commit_batch(NULL, f->dir, NULL, &item, 1);
     assert_int_equal(item.result, QUEUE_COMMIT_DB_FAILED);
     assert_false(exists(item.blob_path));
     assert_int_equal(count(f->db, "SELECT COUNT(*) FROM message"), 0);
