@@ -89,6 +89,17 @@ def cpu_seconds(pids):
     return t / TICK
 
 
+def main_thread_seconds(pid):
+    """user+sys of the process's main thread (the event loop) alone."""
+    try:
+        with open("/proc/%d/task/%d/stat" % (pid, pid)) as f:
+            st = f.read()
+        v = st[st.rindex(")") + 2:].split()
+        return (int(v[11]) + int(v[12])) / TICK
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def pss_kib(pids):
     tot = 0
     for p in pids:
@@ -539,8 +550,9 @@ def profile(a):
         # 1. plain: rate, machine CPU, gannet CPU
         with open("/proc/stat") as f:
             s0 = [int(x) for x in f.readline().split()[1:]]
-        c0, t0 = cpu_seconds({pid}), time.monotonic()
+        c0, m0, t0 = cpu_seconds({pid}), main_thread_seconds(pid), time.monotonic()
         smtp_source(g.port, conc, n, size)
+        mc = main_thread_seconds(pid) - m0
         el = time.monotonic() - t0
         with open("/proc/stat") as f:
             s1 = [int(x) for x in f.readline().split()[1:]]
@@ -548,9 +560,10 @@ def profile(a):
         tot = sum(d)
         gc = cpu_seconds({pid}) - c0
         L += ["untraced: %.0f msg/s; machine %.0f%% busy, %.0f%% idle, %.0f%% iowait (%d CPUs); gannet %.2f CPU-s "
-              "= %.0f%% of one core, %.2f ms CPU per message" % (
+              "= %.0f%% of one core, %.2f ms CPU per message; event-loop thread %.0f%% of one core "
+              "(%.2f ms per message)" % (
                   n / el, 100.0 * (tot - d[3] - d[4]) / tot, 100.0 * d[3] / tot, 100.0 * d[4] / tot,
-                  os.cpu_count(), gc, 100.0 * gc / el, 1000.0 * gc / n), ""]
+                  os.cpu_count(), gc, 100.0 * gc / el, 1000.0 * gc / n, 100.0 * mc / el, 1000.0 * mc / n), ""]
         # 2. perf record: where the CPU goes
         data = os.path.join(a.out, "perf.data")
         rec = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g", "-p", str(pid),

@@ -229,7 +229,8 @@ int queue_blob_open(const char *data_dir, const char *blob_id, struct queue_blob
     if (!in_segment) {
         r->base = 0;
         r->size = (uint64_t)st.st_size;
-    } else if ((uint64_t)st.st_size < r->base + r->size) {
+    } else if (r->size > 0 && (r->base > (uint64_t)st.st_size ||
+                               r->size > (uint64_t)st.st_size - r->base)) {
         snprintf(msg, sizeof(msg), "message %s: segment %s is too short", blob_id, path);
         queue_blob_close(r);
         *err_r = msg;

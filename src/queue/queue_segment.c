@@ -3,6 +3,7 @@
  * location, and punching released blobs out of their segment. */
 #include "queue/queue_segment.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -198,6 +199,10 @@ int queue_segment_append(const char *data_dir, struct queue_segment_piece *piece
     }
     char path[PATH_MAX];
     queue_segment_path(data_dir, seg, path);
+    if (pos == start) { /* only empty pieces: nothing to write */
+        ret = 0;
+        goto out;
+    }
     if (write_all_at(seg_fd, iov, cnt, start) < 0) {
         *err_r = seg_errno("cannot write", path);
         seg_close_locked(); /* what was written is never referenced; start afresh */
@@ -217,11 +222,17 @@ out:
     return ret;
 }
 
+/* strtoull accepts signs, blanks and "0x": a field must start with a hex digit. */
+static bool hex_field(const char *p)
+{
+    return isxdigit((unsigned char)p[0]) && !(p[0] == '0' && (p[1] == 'x' || p[1] == 'X'));
+}
+
 bool queue_segment_locate(const char *blob_id, uint32_t *segment, uint64_t *offset,
                           uint64_t *length)
 {
     const char *dot = strchr(blob_id, '.');
-    if (!dot)
+    if (!dot || !hex_field(dot + 1))
         return false;
     char *end = NULL;
     errno = 0;
@@ -229,10 +240,14 @@ bool queue_segment_locate(const char *blob_id, uint32_t *segment, uint64_t *offs
     if (errno || end == dot + 1 || *end != '.' || s == 0 || s > UINT32_MAX)
         return false;
     const char *o = end + 1;
+    if (!hex_field(o))
+        return false;
     unsigned long long off = strtoull(o, &end, 16);
     if (errno || end == o || *end != '.')
         return false;
     const char *l = end + 1;
+    if (!hex_field(l))
+        return false;
     unsigned long long len = strtoull(l, &end, 16);
     if (errno || end == l || *end != '\0')
         return false;
@@ -244,6 +259,8 @@ bool queue_segment_locate(const char *blob_id, uint32_t *segment, uint64_t *offs
 
 void queue_segment_punch(const char *data_dir, uint32_t segment, uint64_t offset, uint64_t length)
 {
+    if (length == 0)
+        return;
     char path[PATH_MAX];
     queue_segment_path(data_dir, segment, path);
     int fd = open(path, O_WRONLY | O_CLOEXEC);
