@@ -42,6 +42,7 @@ struct conf {
     char *database;
     char *user;
     char *log_level; /* debug | info | warning | error */
+    bool directory_cache;
     /* [dns] */
     char *nameservers; /* "" = /etc/resolv.conf; else "ip,ip:port,[v6]:port" (commas only, ready
                         * for ares_set_servers_ports_csv) */

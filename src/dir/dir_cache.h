@@ -15,9 +15,9 @@
  * it for its own changes (auto-ban, dir_cache_note_change). Every lookup compares the mapped
  * counter with the store's: on a difference the whole store is dropped, so a change is seen by
  * the very next lookup — no polling, no system call. Changes made behind Gannet's back (sqlite3
- * by hand) are seen when entries expire (ttl_s) or after `gannet reload`/SIGHUP... see
- * docs/configuration.md ([server] directory_cache_ttl). The store is dropped whole when it
- * reaches max_entries. Thread-safe (one mutex). */
+ * by hand) are seen when entries expire (ttl_s) or at SIGHUP (docs/configuration.md, [server]
+ * directory_cache). The store is dropped whole when it reaches max_entries. Thread-safe (one
+ * mutex). */
 #ifndef GANNET_DIR_DIR_CACHE_H
 #define GANNET_DIR_DIR_CACHE_H
 #include <stdbool.h>
@@ -38,6 +38,9 @@ struct dir_cache_store *dir_cache_global(void);
 
 /* This process changed the directory: drop the store and bump the shared generation. */
 void dir_cache_note_change(void);
+
+/* <data_dir>/directory.gen */
+void dir_cache_gen_path(const char *data_dir, char out[4096]);
 
 /* Another process (the CLI) changed the directory: bump the generation in gen_path. A missing
  * file is not an error (no server has run here yet). */

@@ -15,6 +15,7 @@
 
 #include "dir/dir.h"
 #include "dir/dir_db.h"
+#include "dir/dir_cache.h"
 #include "dir/dir_sqlite.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
@@ -43,7 +44,8 @@ struct pool {
 
 static __thread struct pool *worker_pool;
 static __thread sqlite3 *worker_db;
-static __thread struct dir *worker_dir;
+static __thread struct dir *worker_dir;     /* the cache over worker_sql_dir, or worker_sql_dir */
+static __thread struct dir *worker_sql_dir;
 static __thread const char *worker_db_err;
 
 sqlite3 *pool_worker_db(const char **err_r)
@@ -67,7 +69,9 @@ struct dir *pool_worker_dir(const char **err_r)
         sqlite3 *db = pool_worker_db(err_r);
         if (!db)
             return NULL;
-        worker_dir = dir_sqlite_new(db);
+        worker_sql_dir = dir_sqlite_new(db);
+        struct dir_cache_store *cache = dir_cache_global();
+        worker_dir = cache ? dir_cache_new(cache, worker_sql_dir) : worker_sql_dir;
     }
     return worker_dir;
 }
@@ -102,7 +106,10 @@ static void *pool_thread(void *arg)
         (void)w;
     }
     pthread_mutex_unlock(&p->lock);
-    dir_close(&worker_dir);
+    if (worker_dir != worker_sql_dir)
+        dir_close(&worker_dir);
+    dir_close(&worker_sql_dir);
+    worker_dir = NULL;
     dir_db_close(&worker_db);
     return NULL;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "dir/dir_admin.h"
+#include "dir/dir_cache.h"
 #include "dir/dir_sqlite.h"
 #include "lib/log.h"
 #include "lib/str.h"
@@ -66,6 +67,9 @@ static sqlite3_stmt *prep(sqlite3 *db, const char *sql, const char **err_r)
 }
 
 /* Step st to completion and finalize it: changed rows, or -1 with *err_r. */
+/* Set when the current transaction added or removed an IP range (see tx_end). */
+static __thread bool iprange_changed;
+
 static int finish(sqlite3 *db, sqlite3_stmt *st, const char *what, const char **err_r)
 {
     int rc = sqlite3_step(st);
@@ -97,7 +101,10 @@ static int delete_expired_bans(sqlite3 *db, int64_t now, const char **err_r)
     sqlite3_bind_int(st, 1, (int)strlen(POLICY_AUTOBAN_PREFIX));
     sqlite3_bind_text(st, 2, POLICY_AUTOBAN_PREFIX, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now);
-    return finish(db, st, "deleting expired auto-ban ranges", err_r);
+    int n = finish(db, st, "deleting expired auto-ban ranges", err_r);
+    if (n > 0)
+        iprange_changed = true;
+    return n;
 }
 
 /* Insert the failure and count the address's failures within the window (including it). */
@@ -193,7 +200,10 @@ static int insert_ban(sqlite3 *db, const struct ipaddr *ip, const char *ipstr, c
     sqlite3_bind_blob(st, 3, ip->b, 16, SQLITE_STATIC);
     sqlite3_bind_int(st, 4, POLICY_AUTOBAN_PRIORITY);
     sqlite3_bind_int64(st, 5, expires);
-    return finish(db, st, "creating the auto-ban range", err_r) < 0 ? -1 : 0;
+    if (finish(db, st, "creating the auto-ban range", err_r) < 0)
+        return -1;
+    iprange_changed = true;
+    return 0;
 }
 
 static int clear_failures(sqlite3 *db, const char *ipstr, const char **err_r)
@@ -217,8 +227,13 @@ static int tx_begin(sqlite3 *db, const char **err_r)
 /* Commit when ret >= 0, else roll back. Returns ret, or -1 when the commit failed. */
 static int tx_end(sqlite3 *db, int ret, const char **err_r)
 {
-    if (ret >= 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+    bool changed = iprange_changed;
+    iprange_changed = false;
+    if (ret >= 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        if (changed)
+            dir_cache_note_change(); /* the new or expired ban is seen at once */
         return ret;
+    }
     if (ret >= 0) {
         *err_r = dberr(db, "commit");
         ret = -1;

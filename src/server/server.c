@@ -25,6 +25,7 @@
 
 #include "cli/cli.h"
 #include "dir/dir.h"
+#include "dir/dir_cache.h"
 #include "dir/dir_db.h"
 #include "lib/log.h"
 #include "lib/str.h"
@@ -40,6 +41,8 @@
 #include "smtp/smtp.h"
 
 #define SERVER_WORKERS 4
+#define SERVER_DIR_CACHE_ENTRIES 20000 /* the directory cache is emptied when it holds this many */
+#define SERVER_DIR_CACHE_TTL 60        /* seconds: how stale an edit made behind gannet's back gets */
 #define SERVER_SHUTDOWN_GRACE 10 /* seconds before remaining sessions are dropped */
 
 struct server_listener {
@@ -285,7 +288,8 @@ static void server_signal_cb(evutil_socket_t sig, short what, void *arg)
             else
                 log_info("SIGHUP: TLS certificate reloaded from %s", s->conf->certificate);
         }
-        log_info("SIGHUP: other configuration changes need a restart");
+        dir_cache_note_change(); /* directory edits made behind gannet's back */
+        log_info("SIGHUP: directory cache emptied; other configuration changes need a restart");
         return;
     }
     if (s->shutting_down)
@@ -389,6 +393,7 @@ int server_main(const char *config_path, int argc, char **argv)
 
     int rc = 0;
     struct event *prune = NULL;
+    struct dir_cache_store *dcache = NULL;
     bool need_tls = false;
     for (size_t i = 0; i < conf->listeners_count; i++)
         need_tls |= conf->listeners[i].security != CONF_SECURITY_NONE;
@@ -437,6 +442,17 @@ int server_main(const char *config_path, int argc, char **argv)
     if (rc == 0) {
         for (int i = 0; i < 3; i++)
             evsignal_add(sigs[i], NULL);
+        if (conf->directory_cache) {
+            char gen[PATH_MAX];
+            const char *derr = NULL;
+            dir_cache_gen_path(conf->data_dir, gen);
+            dcache = dir_cache_store_new(gen, SERVER_DIR_CACHE_ENTRIES, SERVER_DIR_CACHE_TTL, &derr);
+            if (!dcache)
+                log_warn("directory cache off: %s", derr);
+            dir_cache_global_set(dcache);
+            if (dcache)
+                srv.loop_dir = dir_cache_new(dcache, NULL);
+        }
         srv.pool = pool_new(srv.base, SERVER_WORKERS, conf->database);
         struct queue_deliver_env denv = {.data_dir = conf->data_dir,
                                          .hostname = conf->hostname,
@@ -458,6 +474,9 @@ int server_main(const char *config_path, int argc, char **argv)
     server_listeners_close(&srv);
     queue_sched_cancel_all(srv.sched); /* deliveries the grace period did not see finish */
     pool_free(&srv.pool);
+    dir_close(&srv.loop_dir);
+    dir_cache_global_set(NULL);
+    dir_cache_store_free(&dcache);
     smtp_sessions_free_all(&srv);
     dns_free(&srv.dns); /* pending lookups call back (abandoned deliveries free themselves) */
     queue_sched_free(&srv.sched);

@@ -27,6 +27,7 @@ struct server {
     struct tls_client *tls_client; /* outbound STARTTLS / TLS */
     struct queue_sched *sched;     /* outbound delivery */
     struct queue_committer *committer; /* group commit of accepted messages */
+    struct dir *loop_dir; /* cache-only directory for the loop thread (dir_cache.h); NULL = none */
     struct idmap sessions; /* id -> struct smtp_session* */
     size_t sessions_count;
     uint64_t next_session_id;

@@ -11,6 +11,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "dir/dir_cache.h"
 #include "lib/log.h"
 #include "lib/str.h"
 #include "lib/xalloc.h"
@@ -159,6 +160,13 @@ struct smtp_mail_job {
     bool low_space;
 };
 
+/* Refuse new mail while the spool filesystem cannot take 1.5 messages of the maximum size. */
+static bool space_is_low(unsigned long long free_bytes, unsigned max_kb)
+{
+    unsigned long long kb = max_kb ? max_kb : 20480;
+    return free_bytes < kb * 1024ULL * 3 / 2;
+}
+
 static void smtp_mail_work(void *arg)
 {
     struct smtp_mail_job *j = arg;
@@ -167,20 +175,62 @@ static void smtp_mail_work(void *arg)
     j->result = d ? policy_max_message_kb(d, j->sender, j->global_kb, &j->max_kb) : DIR_TEMPFAIL;
     if (d && j->revalidate)
         j->still_valid = policy_auth_still_valid(d, j->account, j->hash);
-    /* Refuse new mail while the spool filesystem cannot take 1.5 messages of the maximum size. */
     struct statvfs sv;
-    if (statvfs(j->data_dir, &sv) == 0) {
-        unsigned long long kb = j->max_kb ? j->max_kb : 20480;
-        unsigned long long free_bytes = (unsigned long long)sv.f_bavail * sv.f_frsize;
-        j->low_space = free_bytes < kb * 1024ULL * 3 / 2;
-    }
+    if (statvfs(j->data_dir, &sv) == 0)
+        j->low_space = space_is_low((unsigned long long)sv.f_bavail * sv.f_frsize, j->max_kb);
 }
 
-static void smtp_mail_done(void *arg)
+/* The free space of the data directory, refreshed by a worker at most once a second, so MAIL
+ * can be answered without a statvfs on the loop (loop thread only). */
+static struct {
+    bool known, refreshing;
+    time_t checked;
+    unsigned long long free_bytes;
+} spool_space;
+
+struct spool_space_job {
+    const char *data_dir;
+    bool ok;
+    unsigned long long free_bytes;
+};
+
+static void spool_space_work(void *arg)
 {
-    struct smtp_mail_job *j = arg;
-    struct smtp_session *s = smtp_job_session(j->session_id);
-    if (s && s->conn) {
+    struct spool_space_job *j = arg;
+    struct statvfs sv;
+    j->ok = statvfs(j->data_dir, &sv) == 0;
+    j->free_bytes = j->ok ? (unsigned long long)sv.f_bavail * sv.f_frsize : 0;
+}
+
+static void spool_space_done(void *arg)
+{
+    struct spool_space_job *j = arg;
+    spool_space.refreshing = false;
+    spool_space.known = j->ok;
+    spool_space.free_bytes = j->free_bytes;
+    spool_space.checked = time(NULL);
+    free(j);
+}
+
+/* true with the last known figure; starts a refresh when it is older than a second. */
+static bool spool_space_get(struct server *srv, unsigned long long *free_r)
+{
+    time_t now = time(NULL);
+    if (!spool_space.refreshing && (!spool_space.known || now - spool_space.checked >= 1)) {
+        struct spool_space_job *j = xcalloc(1, sizeof(*j));
+        j->data_dir = srv->conf->data_dir;
+        spool_space.refreshing = true;
+        pool_submit(srv->pool, j, spool_space_work, spool_space_done);
+    }
+    if (!spool_space.known || now - spool_space.checked > 5)
+        return false;
+    *free_r = spool_space.free_bytes;
+    return true;
+}
+
+static void smtp_mail_reply(struct smtp_session *s, struct smtp_mail_job *j)
+{
+    {
         struct smtp_mail_args *ma = (struct smtp_mail_args *)(j + 1);
         bool lookup_failed = j->result == DIR_TEMPFAIL || j->result == DIR_PERMFAIL ||
                              (j->revalidate && (j->still_valid == DIR_TEMPFAIL ||
@@ -212,9 +262,32 @@ static void smtp_mail_done(void *arg)
             smtp_reply(s, R_250_OK, NULL);
         }
     }
+}
+
+static void smtp_mail_done(void *arg)
+{
+    struct smtp_mail_job *j = arg;
+    struct smtp_session *s = smtp_job_session(j->session_id);
+    if (s && s->conn)
+        smtp_mail_reply(s, j);
     free(j);
     if (s)
         smtp_job_finish(s);
+}
+
+/* MAIL answered on the loop: everything it needs is in the directory cache. */
+static bool smtp_mail_fast(struct smtp_session *s, struct smtp_mail_job *j)
+{
+    struct dir *d = s->srv->loop_dir;
+    unsigned long long free_bytes;
+    if (!d || j->revalidate || !spool_space_get(s->srv, &free_bytes))
+        return false;
+    j->result = policy_max_message_kb(d, j->sender, j->global_kb, &j->max_kb);
+    if (dir_cache_take_miss(d))
+        return false;
+    j->low_space = space_is_low(free_bytes, j->max_kb);
+    smtp_mail_reply(s, j);
+    return true;
 }
 
 static void cmd_mail(struct smtp_session *s, const char *args, const char *line)
@@ -250,6 +323,10 @@ static void cmd_mail(struct smtp_session *s, const char *args, const char *line)
         j->revalidate = true;
         snprintf(j->account, sizeof(j->account), "%s", s->auth_user);
         snprintf(j->hash, sizeof(j->hash), "%s", s->auth_hash);
+    }
+    if (smtp_mail_fast(s, j)) {
+        free(j);
+        return;
     }
     smtp_job_start(s, j, smtp_mail_work, smtp_mail_done);
 }
@@ -296,11 +373,9 @@ static void smtp_rcpt_add(struct smtp_session *s, const struct policy_recipient 
     s->rcpts[s->rcpts_count++] = *r;
 }
 
-static void smtp_rcpt_done(void *arg)
+static void smtp_rcpt_reply(struct smtp_session *s, struct smtp_rcpt_job *j)
 {
-    struct smtp_rcpt_job *j = arg;
-    struct smtp_session *s = smtp_job_session(j->session_id);
-    if (s && s->conn) {
+    {
         if (j->res.verdict == POLICY_ACCEPT) {
             for (size_t i = 0; i < j->res.recipients_count; i++)
                 smtp_rcpt_add(s, &j->res.recipients[i]);
@@ -314,10 +389,41 @@ static void smtp_rcpt_done(void *arg)
             smtp_reply(s, j->res.reply, NULL);
         }
     }
+}
+
+static void smtp_rcpt_done(void *arg)
+{
+    struct smtp_rcpt_job *j = arg;
+    struct smtp_session *s = smtp_job_session(j->session_id);
+    if (s && s->conn)
+        smtp_rcpt_reply(s, j);
     policy_rcpt_result_free(&j->res);
     free(j);
     if (s)
         smtp_job_finish(s);
+}
+
+/* RCPT decided on the loop: every lookup the policy made was in the directory cache. */
+static bool smtp_rcpt_fast(struct smtp_session *s, struct smtp_rcpt_job *j)
+{
+    struct dir *d = s->srv->loop_dir;
+    if (!d)
+        return false;
+    struct policy_rcpt_request req = {
+        .sender = j->sender,
+        .rcpt = j->rcpt,
+        .authenticated = j->authenticated,
+        .iprange_flags = j->iprange_flags,
+    };
+    policy_rcpt_check(d, &req, &j->res);
+    if (dir_cache_take_miss(d)) {
+        policy_rcpt_result_free(&j->res);
+        memset(&j->res, 0, sizeof(j->res));
+        return false;
+    }
+    smtp_rcpt_reply(s, j);
+    policy_rcpt_result_free(&j->res);
+    return true;
 }
 
 static void cmd_rcpt(struct smtp_session *s, const char *args, const char *line)
@@ -347,6 +453,10 @@ static void cmd_rcpt(struct smtp_session *s, const char *args, const char *line)
     snprintf(j->rcpt, sizeof(j->rcpt), "%s", ra.address);
     j->authenticated = s->authenticated;
     j->iprange_flags = s->iprange_flags;
+    if (smtp_rcpt_fast(s, j)) {
+        free(j);
+        return;
+    }
     smtp_job_start(s, j, smtp_rcpt_work, smtp_rcpt_done);
 }
 

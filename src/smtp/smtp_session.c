@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "dir/dir.h"
+#include "dir/dir_cache.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
@@ -270,12 +271,9 @@ static void smtp_admission_step(struct smtp_session *s)
     smtp_banner(s);
 }
 
-static void smtp_admit_done(void *arg)
+static void smtp_admit_apply(struct smtp_session *s, const struct smtp_admit_job *j)
 {
-    struct smtp_admit_job *j = arg;
-    struct smtp_session *s = smtp_job_session(j->session_id);
-    if (s && s->conn) {
-        if (j->result == DIR_TEMPFAIL || j->result == DIR_PERMFAIL) {
+    if (j->result == DIR_TEMPFAIL || j->result == DIR_PERMFAIL) {
             /* The directory is unreadable: say so (4xx) rather than pretending to be closed. */
             log_sess(s->id, "IP range lookup failed: %s", j->err ? j->err : "database error");
             smtp_reply(s, R_UNAVAILABLE, NULL);
@@ -290,7 +288,14 @@ static void smtp_admit_done(void *arg)
             snprintf(s->iprange_name, sizeof(s->iprange_name), "%s", j->range.name);
         }
         smtp_admission_step(s);
-    }
+}
+
+static void smtp_admit_done(void *arg)
+{
+    struct smtp_admit_job *j = arg;
+    struct smtp_session *s = smtp_job_session(j->session_id);
+    if (s && s->conn)
+        smtp_admit_apply(s, j);
     free(j);
     if (s)
         smtp_job_finish(s);
@@ -333,7 +338,18 @@ void smtp_session_start(struct server *srv, const struct conf_listener *listener
     struct smtp_admit_job *j = xcalloc(1, sizeof(*j));
     j->session_id = s->id;
     j->ip = *conn_peer_ip(s->conn);
-    smtp_job_start(s, j, smtp_admit_work, smtp_admit_done);
+    /* The IP range from the directory cache when it has it, else from a worker. */
+    struct dir *cached = srv->loop_dir;
+    if (cached) {
+        j->result = dir_iprange_match(cached, &j->ip, &j->range);
+        if (!dir_cache_take_miss(cached)) {
+            smtp_admit_apply(s, j);
+            free(j);
+            j = NULL;
+        }
+    }
+    if (j)
+        smtp_job_start(s, j, smtp_admit_work, smtp_admit_done);
     /* Reverse DNS for the Received header runs at the same time (like Postfix, before the
      * banner, so the name is known for the whole session). */
     uint64_t *idp = xmalloc(sizeof(*idp));

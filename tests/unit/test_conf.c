@@ -672,6 +672,7 @@ static void test_reference(void **state)
         "database",
         "user",
         "log_level",
+        "directory_cache",
         "nameservers",
         "certificate",
         "private_key",
