@@ -242,6 +242,16 @@ static void store_put(struct dir_cache_store *s, uint64_t gen, const struct buf 
         store_flush_locked(s);
     e->expires = s->ttl_s ? mono_now() + (time_t)s->ttl_s : 0;
     struct cache_entry **b = &s->buckets[e->hash % DIR_CACHE_BUCKETS];
+    for (struct cache_entry **pe = b; *pe; pe = &(*pe)->next) {
+        struct cache_entry *o = *pe;
+        if (o->hash == e->hash && o->key_len == e->key_len &&
+            memcmp(o->data, e->data, e->key_len) == 0) {
+            *pe = o->next; /* an answer that went stale (an expired IP range): replace it */
+            free(o);
+            s->stats.entries--;
+            break;
+        }
+    }
     e->next = *b;
     *b = e;
     s->stats.entries++;

@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 
@@ -40,6 +41,8 @@ struct conn {
     bool closing;
     bool closed_sent;
     struct event *deferred; /* delivers on_closed / resumed input outside callers' stacks */
+    struct event *flush;    /* sends c->pending at the end of the loop iteration */
+    struct buf pending;     /* plain-text output not yet handed to the socket (conn_flush) */
     struct event *idle;     /* fires when the owner has not called conn_touch() for timeout_s */
     unsigned timeout_s;
     bool deferred_close;
@@ -88,6 +91,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void conn_tls_switch(struct conn *c);
+static void conn_flush_cb(evutil_socket_t fd, short what, void *arg);
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
@@ -167,6 +171,8 @@ struct conn *conn_new(struct event_base *base, int fd, const struct conn_handler
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH);
     c->deferred = event_new(base, -1, 0, conn_deferred_cb, c);
+    c->flush = event_new(base, -1, 0, conn_flush_cb, c);
+    buf_init(&c->pending, 0);
     c->idle = event_new(base, -1, 0, conn_idle_cb, c);
     bufferevent_enable(c->bev, EV_WRITE);
     conn_update_reading(c);
@@ -185,6 +191,8 @@ void conn_free(struct conn **cp)
         SSL_free(c->tls_pending);
     close(c->fd);
     event_free(c->deferred);
+    event_free(c->flush);
+    buf_free(&c->pending);
     event_free(c->idle);
     free(c);
     *cp = NULL;
@@ -237,16 +245,62 @@ void conn_touch(struct conn *c)
     event_add(c->idle, &tv);
 }
 
-void conn_write(struct conn *c, const void *data, size_t len)
+/* Plain text: the replies produced in one loop iteration are gathered in c->pending and sent
+ * together by conn_flush at its end, straight to the socket when nothing is queued — one send()
+ * per burst instead of arming and disarming the write event (two epoll_ctl calls and another
+ * loop iteration) per reply. What the socket does not take goes to the bufferevent as usual. */
+static void conn_flush(struct conn *c)
 {
-    if (c->deferred_close)
+    if (c->pending.len == 0)
         return;
-    bufferevent_write(c->bev, data, len);
+    const char *p = c->pending.data;
+    size_t len = c->pending.len;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        }
+    }
+    if (len > 0)
+        bufferevent_write(c->bev, p, len); /* errors surface through the event callback */
+    if (c->pending.cap > 4096)
+        buf_free(&c->pending); /* do not keep a large buffer per idle connection */
+    else
+        buf_reset(&c->pending);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) > CONN_WRITE_HIGH && !c->out_blocked) {
         c->out_blocked = true;
         bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOW, 0);
         conn_update_reading(c);
     }
+}
+
+static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_flush(arg);
+}
+
+void conn_write(struct conn *c, const void *data, size_t len)
+{
+    if (c->deferred_close)
+        return;
+    if (c->ssl) {
+        bufferevent_write(c->bev, data, len);
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > CONN_WRITE_HIGH &&
+            !c->out_blocked) {
+            c->out_blocked = true;
+            bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOW, 0);
+            conn_update_reading(c);
+        }
+        return;
+    }
+    if (c->pending.len == 0)
+        event_active(c->flush, EV_TIMEOUT, 0);
+    buf_append(&c->pending, data, len);
+    if (c->pending.len > CONN_WRITE_LOW)
+        conn_flush(c); /* a large burst: hand it over now so backpressure can see it */
 }
 
 void conn_pause(struct conn *c)
@@ -279,6 +333,7 @@ void conn_close(struct conn *c)
 {
     if (c->closing)
         return;
+    conn_flush(c); /* the last replies go before the close */
     c->closing = true;
     bufferevent_disable(c->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
@@ -359,6 +414,7 @@ static void conn_tls_switch(struct conn *c)
 
 void conn_start_tls(struct conn *c, SSL *ssl)
 {
+    conn_flush(c); /* the 220 goes out in plain text first */
     c->tls_pending = ssl;
     bufferevent_disable(c->bev, EV_READ);
     /* Bytes pipelined after STARTTLS are never executed (RFC 3207 §6). */
