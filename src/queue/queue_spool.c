@@ -239,21 +239,33 @@ static int insert_rows(sqlite3 *db, struct queue_spool_file *f, const struct que
 
 /* Messages held in memory: one append to the active segment, one fdatasync. */
 static void append_to_segment(const char *data_dir, struct queue_spool_batch_item *items,
-                              size_t n, struct queue_segment_piece *pieces)
+                              size_t n)
 {
+    struct queue_segment_piece stack_pieces[64];
+    struct queue_segment_piece *pieces =
+        n <= 64 ? stack_pieces : xmalloc(n * sizeof(struct queue_segment_piece));
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (items[i].data)
             pieces[k++] = (struct queue_segment_piece){
                 .data = items[i].data, .len = items[i].len, .queue_id = items[i].file->id};
     const char *err = NULL;
-    if (k == 0 || queue_segment_append(data_dir, pieces, k, &err) == 0)
-        return;
-    for (size_t i = 0; i < n; i++)
-        if (items[i].data) {
-            items[i].result = QUEUE_COMMIT_SPOOL_FAILED;
-            snprintf(items[i].err, sizeof(items[i].err), "%s", err);
+    bool ok = k == 0 || queue_segment_append(data_dir, pieces, k, &err) == 0;
+    for (size_t i = 0, j = 0; i < n; i++) {
+        struct queue_spool_batch_item *it = &items[i];
+        if (!it->data) {
+            snprintf(it->blob_id, sizeof(it->blob_id), "%s", it->file->id);
+            it->segment = 0;
+        } else if (ok) {
+            snprintf(it->blob_id, sizeof(it->blob_id), "%s", pieces[j].blob_id);
+            it->segment = pieces[j++].segment;
+        } else {
+            it->result = QUEUE_COMMIT_SPOOL_FAILED;
+            snprintf(it->err, sizeof(it->err), "%s", err);
         }
+    }
+    if (pieces != stack_pieces)
+        free(pieces);
 }
 
 /* Inside the message's savepoint: local delivery of what is simple; a failure there leaves the
@@ -284,16 +296,12 @@ static void deliver_in_batch(sqlite3 *db, const struct queue_batch_delivery *del
     it->local_pending = pending;
 }
 
-void queue_spool_commit_batch(sqlite3 *db, const char *data_dir,
-                              const struct queue_batch_delivery *delivery,
-                              struct queue_spool_batch_item *items, size_t n)
+void queue_spool_batch_make_durable(const char *data_dir, struct queue_spool_batch_item *items,
+                                    size_t n)
 {
-    struct queue_segment_piece stack_pieces[64];
-    struct queue_segment_piece *pieces =
-        n <= 64 ? stack_pieces : xmalloc(n * sizeof(struct queue_segment_piece));
     for (size_t i = 0; i < n; i++)
         items[i].result = QUEUE_COMMIT_OK;
-    append_to_segment(data_dir, items, n, pieces);
+    append_to_segment(data_dir, items, n);
     /* 1. One fsync per blobs/XX directory touched by the batch: the renames become durable. */
     char done_dirs[16][PATH_MAX];
     size_t ndone = 0;
@@ -326,17 +334,21 @@ void queue_spool_commit_batch(sqlite3 *db, const char *data_dir,
         if (ndone < sizeof(done_dirs) / sizeof(done_dirs[0]))
             snprintf(done_dirs[ndone++], PATH_MAX, "%s", dir);
     }
+}
+
+void queue_spool_batch_commit_rows(sqlite3 *db, const struct queue_batch_delivery *delivery,
+                                   struct queue_spool_batch_item *items, size_t n)
+{
     /* 2. One transaction for every message; a message whose rows fail is rolled back alone. */
     bool tx = db && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
-    for (size_t i = 0, k = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct queue_spool_batch_item *it = &items[i];
-        const struct queue_segment_piece *piece = it->data ? &pieces[k++] : NULL;
         if (it->result != QUEUE_COMMIT_OK)
             continue;
         spool_err[0] = '\0';
         if (!tx || sqlite3_exec(db, "SAVEPOINT msg", NULL, NULL, NULL) != SQLITE_OK ||
-            insert_rows_tx(db, it->file, piece ? piece->blob_id : it->file->id,
-                           piece ? piece->segment : 0, it->env, &it->message_id) < 0) {
+            insert_rows_tx(db, it->file, it->blob_id, it->segment, it->env, &it->message_id) <
+                0) {
             it->result = QUEUE_COMMIT_DB_FAILED;
             snprintf(it->err, sizeof(it->err), "%s",
                      !db ? "no database" : spool_err[0] ? spool_err : sqlite3_errmsg(db));
@@ -361,8 +373,14 @@ void queue_spool_commit_batch(sqlite3 *db, const char *data_dir,
     for (size_t i = 0; i < n; i++)
         if (items[i].result != QUEUE_COMMIT_OK && !items[i].data)
             unlink(items[i].blob_path);
-    if (pieces != stack_pieces)
-        free(pieces);
+}
+
+void queue_spool_commit_batch(sqlite3 *db, const char *data_dir,
+                              const struct queue_batch_delivery *delivery,
+                              struct queue_spool_batch_item *items, size_t n)
+{
+    queue_spool_batch_make_durable(data_dir, items, n);
+    queue_spool_batch_commit_rows(db, delivery, items, n);
 }
 
 enum queue_commit_result queue_spool_commit(sqlite3 *db, const char *data_dir,

@@ -80,6 +80,8 @@ struct queue_spool_batch_item {
     const struct queue_envelope *env;
     char blob_path[PATH_MAX];
     enum queue_commit_result result;
+    char blob_id[QUEUE_BLOB_ID_MAX]; /* set by queue_spool_batch_make_durable */
+    uint32_t segment;                /* 0 = a file blob */
     int64_t message_id;
     bool local_pending;  /* local recipients still queued: run queue_deliver_message */
     bool remote_pending; /* remote recipients queued: wake the outbound scheduler */
@@ -88,5 +90,11 @@ struct queue_spool_batch_item {
 void queue_spool_commit_batch(sqlite3 *db, const char *data_dir,
                               const struct queue_batch_delivery *delivery,
                               struct queue_spool_batch_item *items, size_t n);
+/* The two halves of queue_spool_commit_batch, for a committer that overlaps them (the bytes of
+ * one batch become durable while the rows of the previous one are committed): */
+void queue_spool_batch_make_durable(const char *data_dir, struct queue_spool_batch_item *items,
+                                    size_t n);
+void queue_spool_batch_commit_rows(sqlite3 *db, const struct queue_batch_delivery *delivery,
+                                   struct queue_spool_batch_item *items, size_t n);
 
 #endif
