@@ -93,10 +93,68 @@ int dir_db_migrate(sqlite3 *db, const char **err_r)
     return 0;
 }
 
+/* ---- statement cache (per thread) ---- */
+
+#define DIR_DB_STMT_CACHE 64
+
+static __thread struct {
+    sqlite3 *db;
+    const char *sql;
+    sqlite3_stmt *st;
+} stmt_cache[DIR_DB_STMT_CACHE];
+static __thread size_t stmt_cache_n;
+
+int dir_db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st_r)
+{
+    for (size_t i = 0; i < stmt_cache_n; i++)
+        if (stmt_cache[i].sql == sql && stmt_cache[i].db == db) {
+            *st_r = stmt_cache[i].st;
+            return SQLITE_OK;
+        }
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st_r, NULL);
+    if (rc == SQLITE_OK && stmt_cache_n < DIR_DB_STMT_CACHE) {
+        stmt_cache[stmt_cache_n].db = db;
+        stmt_cache[stmt_cache_n].sql = sql;
+        stmt_cache[stmt_cache_n].st = *st_r;
+        stmt_cache_n++;
+    }
+    /* A full cache still works: the statement is finalized by dir_db_close. */
+    return rc;
+}
+
+void dir_db_finish(sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+int dir_db_exec(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = dir_db_prepare(db, sql, &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    dir_db_finish(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 void dir_db_close(sqlite3 **db)
 {
-    if (*db) {
-        sqlite3_close(*db);
-        *db = NULL;
+    if (!*db)
+        return;
+    for (size_t i = 0; i < stmt_cache_n;) {
+        if (stmt_cache[i].db == *db)
+            stmt_cache[i] = stmt_cache[--stmt_cache_n];
+        else
+            i++;
     }
+    sqlite3_stmt *st;
+    while ((st = sqlite3_next_stmt(*db, NULL)) != NULL)
+        sqlite3_finalize(st);
+    sqlite3_close(*db);
+    *db = NULL;
 }

@@ -31,6 +31,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "dir/dir_db.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "queue/queue.h"
@@ -140,30 +141,29 @@ int queue_blob_release(sqlite3 *db, const char *blob_id, bool *unlink_r)
 {
     *unlink_r = false;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
+    if (dir_db_prepare(db,
                            "SELECT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1)"
-                           "    OR EXISTS (SELECT 1 FROM mail WHERE blob_id = ?1)",
-                           -1, &st, NULL) != SQLITE_OK) {
+                           "    OR EXISTS (SELECT 1 FROM mail WHERE blob_id = ?1)", &st) != SQLITE_OK) {
         log_error("blob %s: %s", blob_id, sqlite3_errmsg(db));
         return -1;
     }
     sqlite3_bind_text(st, 1, blob_id, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) != SQLITE_ROW) {
         log_error("blob %s: %s", blob_id, sqlite3_errmsg(db));
-        sqlite3_finalize(st);
+        dir_db_finish(st);
         return -1;
     }
     bool used = sqlite3_column_int(st, 0) != 0;
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     if (used)
         return 0;
-    if (sqlite3_prepare_v2(db, "DELETE FROM blob WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
+    if (dir_db_prepare(db, "DELETE FROM blob WHERE id = ?1", &st) != SQLITE_OK) {
         log_error("blob %s: %s", blob_id, sqlite3_errmsg(db));
         return -1;
     }
     sqlite3_bind_text(st, 1, blob_id, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     if (rc != SQLITE_DONE) {
         log_error("blob %s: %s", blob_id, sqlite3_errmsg(db));
         return -1;

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dir/dir_db.h"
 #include "lib/log.h"
 #include "lib/str.h"
 #include "lib/xalloc.h"
@@ -80,10 +81,9 @@ static void rollback(sqlite3 *db)
 static int msg_load(sqlite3 *db, int64_t message_id, struct msg_row *m, const char **err_r)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
+    if (dir_db_prepare(db,
                            "SELECT m.queue_id, m.blob_id, m.sender, b.size, m.received_at"
-                           " FROM message m JOIN blob b ON b.id = m.blob_id WHERE m.id = ?1",
-                           -1, &st, NULL) != SQLITE_OK)
+                           " FROM message m JOIN blob b ON b.id = m.blob_id WHERE m.id = ?1", &st) != SQLITE_OK)
         return db_fail(db, "load message", err_r);
     sqlite3_bind_int64(st, 1, message_id);
     int rc = sqlite3_step(st), ret = 0;
@@ -99,7 +99,7 @@ static int msg_load(sqlite3 *db, int64_t message_id, struct msg_row *m, const ch
     } else if (rc != SQLITE_DONE) {
         ret = db_fail(db, "load message", err_r);
     }
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     return ret;
 }
 
@@ -150,16 +150,15 @@ static int rcpt_set_state(sqlite3 *db, int64_t rcpt_id, const char *state, const
                           const char **err_r)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
+    if (dir_db_prepare(db,
                            "UPDATE queue_rcpt SET state = ?2, last_error = ?3,"
-                           " attempts = attempts + 1 WHERE id = ?1 AND state = 'queued'",
-                           -1, &st, NULL) != SQLITE_OK)
+                           " attempts = attempts + 1 WHERE id = ?1 AND state = 'queued'", &st) != SQLITE_OK)
         return db_fail(db, "update recipient", err_r);
     sqlite3_bind_int64(st, 1, rcpt_id);
     sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     if (rc != SQLITE_DONE)
         return db_fail(db, "update recipient", err_r);
     return 0;
@@ -356,25 +355,24 @@ static int msg_finish_tx(sqlite3 *db, const struct msg_row *m, bool *unlink_r, c
 {
     *unlink_r = false;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
+    if (dir_db_prepare(db,
                            "SELECT COUNT(*) FROM queue_rcpt WHERE message_id = ?1"
-                           " AND state IN ('queued', 'held')",
-                           -1, &st, NULL) != SQLITE_OK)
+                           " AND state IN ('queued', 'held')", &st) != SQLITE_OK)
         goto dbfail;
     sqlite3_bind_int64(st, 1, m->id);
     if (sqlite3_step(st) != SQLITE_ROW)
         goto dbfail;
     int pending = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     st = NULL;
     if (pending > 0)
         return 0;
-    if (sqlite3_prepare_v2(db, "DELETE FROM message WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+    if (dir_db_prepare(db, "DELETE FROM message WHERE id = ?1", &st) != SQLITE_OK)
         goto dbfail;
     sqlite3_bind_int64(st, 1, m->id);
     if (sqlite3_step(st) != SQLITE_DONE)
         goto dbfail;
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     if (queue_blob_release(db, m->blob_id, unlink_r) < 0) {
         *err_r = "cannot release message blob";
         return -1;
@@ -382,7 +380,7 @@ static int msg_finish_tx(sqlite3 *db, const struct msg_row *m, bool *unlink_r, c
     return 1;
 dbfail:
     db_fail(db, "finish message", err_r);
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     return -1;
 }
 
@@ -533,11 +531,10 @@ int queue_deliver_in_tx(sqlite3 *db, struct dir *dir, const struct queue_deliver
     if (r <= 0)
         return r;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
+    if (dir_db_prepare(db,
                            "SELECT id, address, original, hops FROM queue_rcpt"
                            " WHERE message_id = ?1 AND kind = 'local' AND state = 'queued'"
-                           " ORDER BY id",
-                           -1, &st, NULL) != SQLITE_OK)
+                           " ORDER BY id", &st) != SQLITE_OK)
         return db_fail(db, "local recipients", err_r);
     sqlite3_bind_int64(st, 1, message_id);
     struct rcpt_row rows[8];
@@ -555,10 +552,10 @@ int queue_deliver_in_tx(sqlite3 *db, struct dir *dir, const struct queue_deliver
         row->hops = sqlite3_column_int(st, 3);
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sqlite3_finalize(st);
+        dir_db_finish(st);
         return db_fail(db, "local recipients", err_r);
     }
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     uint32_t uids[8];
     for (size_t i = 0; i < n; i++) {
         int d = deliver_simple_tx(db, dir, env, &m, &rows[i], &uids[i], err_r);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dir/dir_db.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "queue/queue_segment.h"
@@ -155,8 +156,7 @@ static int insert_rows_tx(sqlite3 *db, const struct queue_spool_file *f, const c
                           int64_t *message_id_r)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        db, "INSERT INTO blob (id, size, created, segment) VALUES (?, ?, ?, ?)", -1, &st, NULL);
+    int rc = dir_db_prepare(db, "INSERT INTO blob (id, size, created, segment) VALUES (?, ?, ?, ?)", &st);
     if (rc != SQLITE_OK)
         goto fail;
     sqlite3_bind_text(st, 1, blob_id, -1, SQLITE_STATIC);
@@ -167,14 +167,13 @@ static int insert_rows_tx(sqlite3 *db, const struct queue_spool_file *f, const c
     else
         sqlite3_bind_null(st, 4);
     rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     st = NULL;
     if (rc != SQLITE_DONE)
         goto fail;
-    rc = sqlite3_prepare_v2(db,
+    rc = dir_db_prepare(db,
                             "INSERT INTO message (queue_id, blob_id, sender, size, received_at, "
-                            "client_ip, helo, auth_user) VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7)",
-                            -1, &st, NULL);
+                            "client_ip, helo, auth_user) VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7)", &st);
     if (rc != SQLITE_OK)
         goto fail;
     sqlite3_bind_text(st, 1, f->id, -1, SQLITE_STATIC);
@@ -186,15 +185,14 @@ static int insert_rows_tx(sqlite3 *db, const struct queue_spool_file *f, const c
     sqlite3_bind_text(st, 6, env->helo ? env->helo : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, env->auth_user ? env->auth_user : "", -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     st = NULL;
     if (rc != SQLITE_DONE)
         goto fail;
     int64_t message_id = sqlite3_last_insert_rowid(db);
-    rc = sqlite3_prepare_v2(db,
+    rc = dir_db_prepare(db,
                             "INSERT INTO queue_rcpt (message_id, address, original, kind, "
-                            "route_id) VALUES (?, ?, ?, ?, ?)",
-                            -1, &st, NULL);
+                            "route_id) VALUES (?, ?, ?, ?, ?)", &st);
     if (rc != SQLITE_OK)
         goto fail;
     for (size_t i = 0; i < env->rcpts_count; i++) {
@@ -211,24 +209,24 @@ static int insert_rows_tx(sqlite3 *db, const struct queue_spool_file *f, const c
         if (sqlite3_step(st) != SQLITE_DONE)
             goto fail;
     }
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     *message_id_r = message_id;
     return 0;
 fail:
     snprintf(spool_err, sizeof(spool_err), "database: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     return -1;
 }
 
 static int insert_rows(sqlite3 *db, struct queue_spool_file *f, const struct queue_envelope *env,
                        int64_t *message_id_r)
 {
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    if (dir_db_exec(db, "BEGIN IMMEDIATE") != SQLITE_OK) {
         snprintf(spool_err, sizeof(spool_err), "database: %s", sqlite3_errmsg(db));
         return -1;
     }
     if (insert_rows_tx(db, f, f->id, 0, env, message_id_r) < 0 ||
-        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        dir_db_exec(db, "COMMIT") != SQLITE_OK) {
         if (!spool_err[0])
             snprintf(spool_err, sizeof(spool_err), "database: %s", sqlite3_errmsg(db));
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -285,14 +283,14 @@ static void deliver_in_batch(sqlite3 *db, const struct queue_batch_delivery *del
         return;
     const char *err = NULL;
     bool pending = true;
-    if (sqlite3_exec(db, "SAVEPOINT dlv", NULL, NULL, NULL) != SQLITE_OK)
+    if (dir_db_exec(db, "SAVEPOINT dlv") != SQLITE_OK)
         return;
     if (queue_deliver_in_tx(db, delivery->dir, delivery->env, it->message_id, &pending, &err) < 0) {
         log_warn("%s: local delivery deferred: %s", it->file->id, err ? err : "?");
-        sqlite3_exec(db, "ROLLBACK TO dlv", NULL, NULL, NULL);
+        dir_db_exec(db, "ROLLBACK TO dlv");
         pending = true;
     }
-    sqlite3_exec(db, "RELEASE dlv", NULL, NULL, NULL);
+    dir_db_exec(db, "RELEASE dlv");
     it->local_pending = pending;
 }
 
@@ -340,13 +338,13 @@ void queue_spool_batch_commit_rows(sqlite3 *db, const struct queue_batch_deliver
                                    struct queue_spool_batch_item *items, size_t n)
 {
     /* 2. One transaction for every message; a message whose rows fail is rolled back alone. */
-    bool tx = db && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    bool tx = db && dir_db_exec(db, "BEGIN IMMEDIATE") == SQLITE_OK;
     for (size_t i = 0; i < n; i++) {
         struct queue_spool_batch_item *it = &items[i];
         if (it->result != QUEUE_COMMIT_OK)
             continue;
         spool_err[0] = '\0';
-        if (!tx || sqlite3_exec(db, "SAVEPOINT msg", NULL, NULL, NULL) != SQLITE_OK ||
+        if (!tx || dir_db_exec(db, "SAVEPOINT msg") != SQLITE_OK ||
             insert_rows_tx(db, it->file, it->blob_id, it->segment, it->env, &it->message_id) <
                 0) {
             it->result = QUEUE_COMMIT_DB_FAILED;
@@ -357,9 +355,9 @@ void queue_spool_batch_commit_rows(sqlite3 *db, const struct queue_batch_deliver
             continue;
         }
         deliver_in_batch(db, delivery, it);
-        sqlite3_exec(db, "RELEASE msg", NULL, NULL, NULL);
+        dir_db_exec(db, "RELEASE msg");
     }
-    if (tx && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (tx && dir_db_exec(db, "COMMIT") != SQLITE_OK) {
         snprintf(spool_err, sizeof(spool_err), "database: %s", sqlite3_errmsg(db));
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         for (size_t i = 0; i < n; i++)

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dir/dir_db.h"
 #include "lib/str.h"
 #include "lib/xalloc.h"
 #include "queue/queue.h"
@@ -42,10 +43,9 @@ int store_folder_get(sqlite3 *db, int64_t account_id, const char *name, struct s
                      const char **err_r)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
+    if (dir_db_prepare(db,
                            "SELECT id, name, uidvalidity, uidnext, highest_modseq FROM folder"
-                           " WHERE account_id = ?1 AND name = ?2",
-                           -1, &st, NULL) != SQLITE_OK)
+                           " WHERE account_id = ?1 AND name = ?2", &st) != SQLITE_OK)
         return db_fail(db, "folder lookup", err_r);
     sqlite3_bind_int64(st, 1, account_id);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
@@ -63,7 +63,7 @@ int store_folder_get(sqlite3 *db, int64_t account_id, const char *name, struct s
     } else if (rc != SQLITE_DONE) {
         ret = db_fail(db, "folder lookup", err_r);
     }
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     return ret;
 }
 
@@ -77,18 +77,16 @@ int store_folder_ensure(sqlite3 *db, int64_t account_id, const char *name, int64
     if (r == 0) {
         /* ON CONFLICT: another process may create the same folder at the same time. */
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(
-                db,
+        if (dir_db_prepare(db,
                 "INSERT INTO folder (account_id, name, uidvalidity, uidnext, highest_modseq)"
                 " VALUES (?1, ?2, MAX(?3, COALESCE((SELECT MAX(uidvalidity) FROM folder), 0) + 1),"
-                " 1, 1) ON CONFLICT (account_id, name) DO NOTHING",
-                -1, &st, NULL) != SQLITE_OK)
+                " 1, 1) ON CONFLICT (account_id, name) DO NOTHING", &st) != SQLITE_OK)
             return db_fail(db, "folder create", err_r);
         sqlite3_bind_int64(st, 1, account_id);
         sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
         int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
+        dir_db_finish(st);
         if (rc != SQLITE_DONE)
             return db_fail(db, "folder create", err_r);
         r = store_folder_get(db, account_id, name, &f, err_r);
@@ -144,11 +142,10 @@ int store_append(sqlite3 *db, int64_t folder_id, const char *blob_id, uint64_t b
     }
 
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
+    if (dir_db_prepare(db,
                            "UPDATE folder SET uidnext = uidnext + 1,"
                            " highest_modseq = highest_modseq + 1"
-                           " WHERE id = ?1 RETURNING uidnext - 1, highest_modseq",
-                           -1, &st, NULL) != SQLITE_OK)
+                           " WHERE id = ?1 RETURNING uidnext - 1, highest_modseq", &st) != SQLITE_OK)
         return db_fail(db, "store append", err_r);
     sqlite3_bind_int64(st, 1, folder_id);
     int rc = sqlite3_step(st);
@@ -157,7 +154,7 @@ int store_append(sqlite3 *db, int64_t folder_id, const char *blob_id, uint64_t b
             *err_r = "store append: no such folder";
         else
             db_fail(db, "store append", err_r);
-        sqlite3_finalize(st);
+        dir_db_finish(st);
         return -1;
     }
     sqlite3_int64 uid = sqlite3_column_int64(st, 0);
@@ -165,7 +162,7 @@ int store_append(sqlite3 *db, int64_t folder_id, const char *blob_id, uint64_t b
     /* Finish the UPDATE ... RETURNING statement before the next one runs. */
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         ;
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     if (rc != SQLITE_DONE)
         return db_fail(db, "store append", err_r);
     if (uid < 1 || uid > (sqlite3_int64)UINT32_MAX - 1) {
@@ -173,11 +170,10 @@ int store_append(sqlite3 *db, int64_t folder_id, const char *blob_id, uint64_t b
         return -1;
     }
 
-    if (sqlite3_prepare_v2(db,
+    if (dir_db_prepare(db,
                            "INSERT INTO mail (folder_id, uid, blob_id, size, internal_date, flags,"
                            " modseq, return_path, delivered_to)"
-                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                           -1, &st, NULL) != SQLITE_OK)
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st) != SQLITE_OK)
         return db_fail(db, "store append", err_r);
     sqlite3_bind_int64(st, 1, folder_id);
     sqlite3_bind_int64(st, 2, uid);
@@ -189,7 +185,7 @@ int store_append(sqlite3 *db, int64_t folder_id, const char *blob_id, uint64_t b
     sqlite3_bind_text(st, 8, return_path, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 9, delivered_to, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    dir_db_finish(st);
     if (rc != SQLITE_DONE)
         return db_fail(db, "store append", err_r);
     *uid_r = (uint32_t)uid;
