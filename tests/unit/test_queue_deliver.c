@@ -656,12 +656,103 @@ static void test_dirs_create(void **state)
     assert_non_null(err);
 }
 
+/* ---- local delivery inside the group commit's transaction (queue_deliver_in_tx) ---- */
+
+static void deliver_in_tx(struct fx *f, int64_t msg, bool *pending)
+{
+    const char *err = NULL;
+    exec_ok(f->db, "BEGIN IMMEDIATE");
+    if (queue_deliver_in_tx(f->db, f->dir_api, &f->env, msg, pending, &err) != 0)
+        fail_msg("in-transaction delivery failed: %s", err ? err : "?");
+    exec_ok(f->db, "COMMIT");
+}
+
+static const char *rcpt_state(struct fx *f, int64_t msg, const char *addr, char *buf, size_t n)
+{
+    char *v =
+        query_text(f->db, "SELECT state FROM queue_rcpt WHERE message_id = %lld AND address = %Q",
+                   (long long)msg, addr);
+    snprintf(buf, n, "%s", v ? v : "(gone)");
+    free(v);
+    return buf;
+}
+
+/* Simple local recipients only: stored, and the message leaves the queue in the same
+ * transaction; the blob stays (the mailbox references it). */
+static void test_in_tx_simple(void **state)
+{
+    struct fx *f = *state;
+    add_account(f, "a@example.test", 1, 0, "", 0);
+    add_account(f, "b@example.test", 1, 100, "", 0); /* a quota with room */
+    const char *r[] = {"local:a@example.test", "local:b@example.test"};
+    char blob[QUEUE_ID_MAX];
+    int64_t msg = enqueue(f, "s@remote.test", r, 2, blob);
+    bool pending = true;
+    deliver_in_tx(f, msg, &pending);
+    assert_false(pending);
+    assert_int_equal(mails_of(f, "a@example.test"), 1);
+    assert_int_equal(mails_of(f, "b@example.test"), 1);
+    assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM message"), 0);
+    assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM queue_rcpt"), 0);
+    assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM blob WHERE id = %Q", blob), 1);
+    assert_true(blob_file_exists(f, blob));
+}
+
+/* Everything that is not simple stays queued for queue_deliver_message (which also bounces):
+ * unknown, disabled, forwarding and over-quota accounts; remote recipients are never touched. */
+static void test_in_tx_leaves_the_rest(void **state)
+{
+    struct fx *f = *state;
+    add_account(f, "ok@example.test", 1, 0, "", 0);
+    add_account(f, "off@example.test", 0, 0, "", 0);
+    add_account(f, "fwd@example.test", 1, 0, "ok@example.test", 1);
+    add_account(f, "full@example.test", 1, 1, "", 0);
+    const char *err = NULL;
+    int64_t folder;
+    char filler[QUEUE_ID_MAX];
+    const char *none[] = {"remote:x@remote.test"};
+    enqueue(f, "s@remote.test", none, 1, filler);
+    assert_int_equal(
+        store_folder_ensure(f->db, account_id(f, "full@example.test"), "INBOX", &folder, &err), 0);
+    execf(f->db,
+          "INSERT INTO mail (folder_id, uid, blob_id, size, internal_date, modseq)"
+          " VALUES (%lld, 100, %Q, %d, 0, 1)",
+          (long long)folder, filler, 1048576 - 10);
+    const char *r[] = {"local:ok@example.test",   "local:nobody@example.test",
+                       "local:off@example.test",  "local:fwd@example.test",
+                       "local:full@example.test", "remote:r@remote.test"};
+    char blob[QUEUE_ID_MAX];
+    int64_t msg = enqueue(f, "s@remote.test", r, 6, blob);
+    bool pending = false;
+    deliver_in_tx(f, msg, &pending);
+    assert_true(pending);
+    char st[32];
+    assert_string_equal(rcpt_state(f, msg, "ok@example.test", st, sizeof(st)), "delivered");
+    assert_int_equal(mails_of(f, "ok@example.test"), 1);
+    const char *left[] = {"nobody@example.test", "off@example.test", "fwd@example.test",
+                          "full@example.test", "r@remote.test"};
+    for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++)
+        assert_string_equal(rcpt_state(f, msg, left[i], st, sizeof(st)), "queued");
+    assert_int_equal(mails_of(f, "fwd@example.test"), 0);
+    assert_int_equal(mails_of(f, "full@example.test"), 1); /* only the filler */
+    assert_int_equal(
+        query_int(f->db, "SELECT COUNT(*) FROM message WHERE id = %lld", (long long)msg), 1);
+    /* The full path finishes the job: forwarding, failures (and their bounce). */
+    f->env.hostname = "mx.example.test";
+    deliver_ok(f, msg);
+    assert_string_equal(rcpt_state(f, msg, "fwd@example.test", st, sizeof(st)), "delivered");
+    assert_string_equal(rcpt_state(f, msg, "full@example.test", st, sizeof(st)), "failed");
+    assert_int_equal(mails_of(f, "ok@example.test"), 2); /* the forwarded copy */
+}
+
 int main(void)
 {
     /* GANNET_TEST_LOG=1 shows the delivery log lines. */
     log_init("test_queue_deliver", getenv("GANNET_TEST_LOG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_single_local, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_tx_simple, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_tx_leaves_the_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_blob, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_failed_releases_blob, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward, setup, teardown),
