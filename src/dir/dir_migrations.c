@@ -142,8 +142,8 @@ const char *const dir_migrations[] = {
     "ALTER TABLE queue_rcpt ADD COLUMN bounced INTEGER NOT NULL DEFAULT 0;",
     /* 4: blobs stored in an append-only segment file (queue/queue_segment.h) name it here, so the
      * segment can be removed when its last blob goes; NULL = a file of its own. */
-    "ALTER TABLE blob ADD COLUMN segment INTEGER;"
-    "CREATE INDEX blob_segment ON blob(segment) WHERE segment IS NOT NULL;",
+    ("ALTER TABLE blob ADD COLUMN segment INTEGER;"
+     "CREATE INDEX blob_segment ON blob(segment) WHERE segment IS NOT NULL;"),
 };
 
 const int dir_migrations_count = (int)(sizeof(dir_migrations) / sizeof(dir_migrations[0]));
