@@ -211,14 +211,8 @@ int cli_db_open(const char *config_path, struct cli_db *c)
 void cli_db_close(struct cli_db *c)
 {
     /* A running server drops its directory cache on the next lookup (dir/dir_cache.h). */
-    if (c->db && c->conf && sqlite3_total_changes(c->db) > 0) {
-        char gen[4096];
-        const char *err = NULL;
-        dir_cache_gen_path(c->conf->data_dir, gen);
-        if (dir_cache_bump_file(gen, &err) < 0)
-            fprintf(stderr, "gannet: warning: the running server may not see this change at once: %s\n",
-                    err);
-    }
+    if (c->conf)
+        dir_cache_bump_if_changed(c->db, c->conf->data_dir);
     dir_db_close(&c->db);
     conf_free(&c->conf);
 }

@@ -25,6 +25,7 @@
 #include "cli/cli.h"
 #include "cli/cli_args.h"
 #include "dir/dir_admin.h"
+#include "dir/dir_cache.h"
 #include "dir/dir_db.h"
 #include "dir/dir_sqlite.h"
 #include "lib/xalloc.h"
@@ -310,6 +311,7 @@ int cli_init(const char *config_path, int argc, char **argv)
     if ((rc = make_certificate(conf)) != 0)
         goto out;
     rc = cli_args_has(&a, "--demo") ? demo(db, config_path, conf) : 0;
+    dir_cache_bump_if_changed(db, conf->data_dir); /* a running server sees it at once */
 out:
     dir_db_close(&db);
     conf_free(&conf);

@@ -91,6 +91,18 @@ int dir_cache_bump_file(const char *gen_path, const char **err_r)
     return 0;
 }
 
+void dir_cache_bump_if_changed(sqlite3 *db, const char *data_dir)
+{
+    if (!db || sqlite3_total_changes(db) == 0)
+        return;
+    char gen[4096];
+    const char *err = NULL;
+    dir_cache_gen_path(data_dir, gen);
+    if (dir_cache_bump_file(gen, &err) < 0)
+        fprintf(stderr, "gannet: warning: the running server may not see this change at once: %s\n",
+                err);
+}
+
 /* ---- the store ---- */
 
 struct dir_cache_store *dir_cache_store_new(const char *gen_path, unsigned max_entries,

@@ -20,6 +20,7 @@
  * mutex). */
 #ifndef GANNET_DIR_DIR_CACHE_H
 #define GANNET_DIR_DIR_CACHE_H
+#include <sqlite3.h>
 #include <stdbool.h>
 
 #include "dir/dir.h"
@@ -45,6 +46,10 @@ void dir_cache_gen_path(const char *data_dir, char out[4096]);
 /* Another process (the CLI) changed the directory: bump the generation in gen_path. A missing
  * file is not an error (no server has run here yet). */
 int dir_cache_bump_file(const char *gen_path, const char **err_r);
+
+/* For the CLI, before closing its handle: when this connection changed any row, bump the
+ * generation of data_dir's cache (a warning is printed when that fails). */
+void dir_cache_bump_if_changed(sqlite3 *db, const char *data_dir);
 
 /* A directory over the store; backing may be NULL (cache only). The backing directory stays
  * owned by the caller. Free with dir_close(). */
