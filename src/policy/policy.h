@@ -37,6 +37,7 @@ struct policy_rcpt_request {
 struct policy_rcpt_result {
     enum policy_verdict verdict;
     enum reply_id reply; /* for REJECT/TEMPFAIL: the catalogue reply to send */
+    enum dir_result fail; /* for TEMPFAIL: what the directory answered */
     bool local_sender;   /* §2.3 classification, for logs and tests */
     bool local_recipient;
     /* For ACCEPT: the expanded recipients (owned; free with policy_rcpt_result_free). */

@@ -509,11 +509,11 @@ static void result_reply(struct policy_rcpt_result *res, enum policy_verdict ver
     res->reply = reply;
 }
 
-/* Any directory failure: 451, logged once here. */
+/* Any directory failure: 451. Not logged here: the caller logs it, and a lookup that only missed
+ * the directory cache (dir_cache.h) is retried on a worker without being a failure at all. */
 static void result_tempfail(const struct ctx *c, struct policy_rcpt_result *res)
 {
-    log_warn("policy: directory %s while resolving <%s> (sender <%s>): answering 451",
-             dir_result_name(c->fail), c->original, c->sender);
+    res->fail = c->fail;
     result_reply(res, POLICY_TEMPFAIL, R_TEMP_LOOKUP);
 }
 

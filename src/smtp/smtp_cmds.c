@@ -385,6 +385,9 @@ static void smtp_rcpt_reply(struct smtp_session *s, struct smtp_rcpt_job *j)
             smtp_state_set(s, SMTP_STATE_RCPT);
             smtp_reply(s, R_250_OK, NULL);
         } else {
+            if (j->res.verdict == POLICY_TEMPFAIL)
+                log_warn("policy: directory %s while resolving <%s> (sender <%s>): answering 451",
+                         dir_result_name(j->res.fail), j->rcpt, j->sender);
             log_sess(s->id, "RCPT TO:<%s> rejected", j->rcpt);
             smtp_reply(s, j->res.reply, NULL);
         }

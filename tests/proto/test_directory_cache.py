@@ -78,3 +78,15 @@ def test_cache_can_be_turned_off(make_server):
     with g.session() as c:
         c.cmd(f"MAIL FROM:<{EXT}>", "250 OK")
         c.cmd("RCPT TO:<user@example.test>", "550 Account is not active.")
+
+
+def test_a_cache_miss_is_not_a_lookup_failure(make_server):
+    """The loop asks the cache first; a miss goes to a worker quietly: no 451 warning in the log
+    for a directory that works."""
+    g = make_server()
+    with g.session() as c:
+        c.cmd(f"MAIL FROM:<{EXT}>", "250 OK")
+        c.cmd("RCPT TO:<user@example.test>", "250 OK")      # cold cache: answered by a worker
+        c.cmd("RCPT TO:<nobody@example.test>", "550 Unknown user")
+    assert "temporary failure" not in g.log()
+    assert "answering 451" not in g.log()
