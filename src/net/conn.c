@@ -245,6 +245,17 @@ void conn_touch(struct conn *c)
     event_add(c->idle, &tv);
 }
 
+/* Backpressure: above CONN_WRITE_HIGH queued bytes, input processing pauses until the output
+ * drains below CONN_WRITE_LOW (conn_write_cb). */
+static void conn_check_output(struct conn *c)
+{
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > CONN_WRITE_HIGH && !c->out_blocked) {
+        c->out_blocked = true;
+        bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOW, 0);
+        conn_update_reading(c);
+    }
+}
+
 /* Plain text: the replies produced in one loop iteration are gathered in c->pending and sent
  * together by conn_flush at its end, straight to the socket when nothing is queued — one send()
  * per burst instead of arming and disarming the write event (two epoll_ctl calls and another
@@ -268,11 +279,7 @@ static void conn_flush(struct conn *c)
         buf_free(&c->pending); /* do not keep a large buffer per idle connection */
     else
         buf_reset(&c->pending);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > CONN_WRITE_HIGH && !c->out_blocked) {
-        c->out_blocked = true;
-        bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOW, 0);
-        conn_update_reading(c);
-    }
+    conn_check_output(c);
 }
 
 static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -288,12 +295,7 @@ void conn_write(struct conn *c, const void *data, size_t len)
         return;
     if (c->ssl) {
         bufferevent_write(c->bev, data, len);
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > CONN_WRITE_HIGH &&
-            !c->out_blocked) {
-            c->out_blocked = true;
-            bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOW, 0);
-            conn_update_reading(c);
-        }
+        conn_check_output(c);
         return;
     }
     if (c->pending.len == 0)
