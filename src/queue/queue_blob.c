@@ -142,8 +142,9 @@ int queue_blob_release(sqlite3 *db, const char *blob_id, bool *unlink_r)
     *unlink_r = false;
     sqlite3_stmt *st = NULL;
     if (dir_db_prepare(db,
-                           "SELECT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1)"
-                           "    OR EXISTS (SELECT 1 FROM mail WHERE blob_id = ?1)", &st) != SQLITE_OK) {
+                       "SELECT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1)"
+                       "    OR EXISTS (SELECT 1 FROM mail WHERE blob_id = ?1)",
+                       &st) != SQLITE_OK) {
         log_error("blob %s: %s", blob_id, sqlite3_errmsg(db));
         return -1;
     }
@@ -229,8 +230,8 @@ int queue_blob_open(const char *data_dir, const char *blob_id, struct queue_blob
     if (!in_segment) {
         r->base = 0;
         r->size = (uint64_t)st.st_size;
-    } else if (r->size > 0 && (r->base > (uint64_t)st.st_size ||
-                               r->size > (uint64_t)st.st_size - r->base)) {
+    } else if (r->size > 0 &&
+               (r->base > (uint64_t)st.st_size || r->size > (uint64_t)st.st_size - r->base)) {
         snprintf(msg, sizeof(msg), "message %s: segment %s is too short", blob_id, path);
         queue_blob_close(r);
         *err_r = msg;
@@ -380,8 +381,8 @@ static int recover_segments(struct recover *rc)
     if (!d)
         return errno == ENOENT ? 0 : -1;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(rc->db, "SELECT EXISTS (SELECT 1 FROM blob WHERE segment = ?1)", -1,
-                           &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(rc->db, "SELECT EXISTS (SELECT 1 FROM blob WHERE segment = ?1)", -1, &st,
+                           NULL) != SQLITE_OK) {
         closedir(d);
         return db_fail(rc->db, "queue recovery", NULL);
     }

@@ -29,7 +29,7 @@ struct queue_committer {
     struct pool *pool;
     char *data_dir;
     char *hostname;
-    struct queue_deliver_env env; /* local delivery inside the batch */
+    struct queue_deliver_env env;         /* local delivery inside the batch */
     struct queue_commit_req *head, *tail; /* waiting */
     bool bytes_busy;                      /* a batch in the bytes stage */
     bool rows_busy;                       /* a batch in the rows stage */

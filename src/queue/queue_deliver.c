@@ -82,8 +82,9 @@ static int msg_load(sqlite3 *db, int64_t message_id, struct msg_row *m, const ch
 {
     sqlite3_stmt *st = NULL;
     if (dir_db_prepare(db,
-                           "SELECT m.queue_id, m.blob_id, m.sender, b.size, m.received_at"
-                           " FROM message m JOIN blob b ON b.id = m.blob_id WHERE m.id = ?1", &st) != SQLITE_OK)
+                       "SELECT m.queue_id, m.blob_id, m.sender, b.size, m.received_at"
+                       " FROM message m JOIN blob b ON b.id = m.blob_id WHERE m.id = ?1",
+                       &st) != SQLITE_OK)
         return db_fail(db, "load message", err_r);
     sqlite3_bind_int64(st, 1, message_id);
     int rc = sqlite3_step(st), ret = 0;
@@ -151,8 +152,9 @@ static int rcpt_set_state(sqlite3 *db, int64_t rcpt_id, const char *state, const
 {
     sqlite3_stmt *st = NULL;
     if (dir_db_prepare(db,
-                           "UPDATE queue_rcpt SET state = ?2, last_error = ?3,"
-                           " attempts = attempts + 1 WHERE id = ?1 AND state = 'queued'", &st) != SQLITE_OK)
+                       "UPDATE queue_rcpt SET state = ?2, last_error = ?3,"
+                       " attempts = attempts + 1 WHERE id = ?1 AND state = 'queued'",
+                       &st) != SQLITE_OK)
         return db_fail(db, "update recipient", err_r);
     sqlite3_bind_int64(st, 1, rcpt_id);
     sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
@@ -223,8 +225,8 @@ static int rcpt_tempfail(sqlite3 *db, const struct msg_row *m, const struct rcpt
 /* Inside the caller's transaction: append the message to the account's INBOX. Returns 1 when
  * stored (*uid_r), 0 when the quota does not allow it, -1 on a database error. */
 static int store_in_inbox(sqlite3 *db, const struct queue_deliver_env *env, const struct msg_row *m,
-                          const struct rcpt_row *r, const struct dir_account *acct,
-                          uint32_t *uid_r, const char **err_r)
+                          const struct rcpt_row *r, const struct dir_account *acct, uint32_t *uid_r,
+                          const char **err_r)
 {
     int64_t folder_id;
     if (store_folder_ensure(db, acct->id, "INBOX", &folder_id, err_r) < 0)
@@ -356,8 +358,9 @@ static int msg_finish_tx(sqlite3 *db, const struct msg_row *m, bool *unlink_r, c
     *unlink_r = false;
     sqlite3_stmt *st = NULL;
     if (dir_db_prepare(db,
-                           "SELECT COUNT(*) FROM queue_rcpt WHERE message_id = ?1"
-                           " AND state IN ('queued', 'held')", &st) != SQLITE_OK)
+                       "SELECT COUNT(*) FROM queue_rcpt WHERE message_id = ?1"
+                       " AND state IN ('queued', 'held')",
+                       &st) != SQLITE_OK)
         goto dbfail;
     sqlite3_bind_int64(st, 1, m->id);
     if (sqlite3_step(st) != SQLITE_ROW)
@@ -438,10 +441,8 @@ static void bounce_local_failures(sqlite3 *db, struct dir *dir, const struct que
         else
             queue_bounce_error_text(why ? (const char *)why : "Delivery failed", errs[n],
                                     sizeof(errs[n]));
-        br[n] = (struct queue_bounce_rcpt){.address = addrs[n],
-                                           .error = errs[n],
-                                           .status = "5.2.2",
-                                           .permanent = true};
+        br[n] = (struct queue_bounce_rcpt){
+            .address = addrs[n], .error = errs[n], .status = "5.2.2", .permanent = true};
         if (!why || strcmp((const char *)why, "Inbox is full") != 0)
             br[n].status = "5.1.1";
         n++;
@@ -453,7 +454,8 @@ static void bounce_local_failures(sqlite3 *db, struct dir *dir, const struct que
     struct buf hdr, out;
     buf_init(&hdr, 0);
     buf_init(&out, 0);
-    if (store_blob_header_section(env->data_dir, m->blob_id, QUEUE_BOUNCE_HEADER_MAX, &hdr, &err) < 0)
+    if (store_blob_header_section(env->data_dir, m->blob_id, QUEUE_BOUNCE_HEADER_MAX, &hdr, &err) <
+        0)
         buf_reset(&hdr);
     buf_append(&hdr, "", 0);
     int64_t bounce_id = 0;
@@ -532,9 +534,10 @@ int queue_deliver_in_tx(sqlite3 *db, struct dir *dir, const struct queue_deliver
         return r;
     sqlite3_stmt *st = NULL;
     if (dir_db_prepare(db,
-                           "SELECT id, address, original, hops FROM queue_rcpt"
-                           " WHERE message_id = ?1 AND kind = 'local' AND state = 'queued'"
-                           " ORDER BY id", &st) != SQLITE_OK)
+                       "SELECT id, address, original, hops FROM queue_rcpt"
+                       " WHERE message_id = ?1 AND kind = 'local' AND state = 'queued'"
+                       " ORDER BY id",
+                       &st) != SQLITE_OK)
         return db_fail(db, "local recipients", err_r);
     sqlite3_bind_int64(st, 1, message_id);
     struct rcpt_row rows[8];

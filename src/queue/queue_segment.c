@@ -20,8 +20,8 @@
 #include "lib/log.h"
 
 static pthread_mutex_t seg_lock = PTHREAD_MUTEX_INITIALIZER;
-static int seg_fd = -1;      /* the active segment, open for writing (under seg_lock) */
-static uint64_t seg_end;     /* bytes written to it so far (under seg_lock) */
+static int seg_fd = -1;        /* the active segment, open for writing (under seg_lock) */
+static uint64_t seg_end;       /* bytes written to it so far (under seg_lock) */
 static atomic_uint seg_active; /* its number; 0 = none */
 
 static __thread char seg_err[PATH_MAX + 128];

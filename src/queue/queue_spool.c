@@ -152,11 +152,11 @@ static int make_durable(const char *data_dir, struct queue_spool_file *f, char *
 /* The rows of one message, inside the caller's transaction. blob_id is the queue id for a file
  * blob; segment is 0 for a file blob. */
 static int insert_rows_tx(sqlite3 *db, const struct queue_spool_file *f, const char *blob_id,
-                          uint32_t segment, const struct queue_envelope *env,
-                          int64_t *message_id_r)
+                          uint32_t segment, const struct queue_envelope *env, int64_t *message_id_r)
 {
     sqlite3_stmt *st = NULL;
-    int rc = dir_db_prepare(db, "INSERT INTO blob (id, size, created, segment) VALUES (?, ?, ?, ?)", &st);
+    int rc = dir_db_prepare(db, "INSERT INTO blob (id, size, created, segment) VALUES (?, ?, ?, ?)",
+                            &st);
     if (rc != SQLITE_OK)
         goto fail;
     sqlite3_bind_text(st, 1, blob_id, -1, SQLITE_STATIC);
@@ -172,8 +172,9 @@ static int insert_rows_tx(sqlite3 *db, const struct queue_spool_file *f, const c
     if (rc != SQLITE_DONE)
         goto fail;
     rc = dir_db_prepare(db,
-                            "INSERT INTO message (queue_id, blob_id, sender, size, received_at, "
-                            "client_ip, helo, auth_user) VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7)", &st);
+                        "INSERT INTO message (queue_id, blob_id, sender, size, received_at, "
+                        "client_ip, helo, auth_user) VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        &st);
     if (rc != SQLITE_OK)
         goto fail;
     sqlite3_bind_text(st, 1, f->id, -1, SQLITE_STATIC);
@@ -191,8 +192,9 @@ static int insert_rows_tx(sqlite3 *db, const struct queue_spool_file *f, const c
         goto fail;
     int64_t message_id = sqlite3_last_insert_rowid(db);
     rc = dir_db_prepare(db,
-                            "INSERT INTO queue_rcpt (message_id, address, original, kind, "
-                            "route_id) VALUES (?, ?, ?, ?, ?)", &st);
+                        "INSERT INTO queue_rcpt (message_id, address, original, kind, "
+                        "route_id) VALUES (?, ?, ?, ?, ?)",
+                        &st);
     if (rc != SQLITE_OK)
         goto fail;
     for (size_t i = 0; i < env->rcpts_count; i++) {
@@ -236,8 +238,7 @@ static int insert_rows(sqlite3 *db, struct queue_spool_file *f, const struct que
 }
 
 /* Messages held in memory: one append to the active segment, one fdatasync. */
-static void append_to_segment(const char *data_dir, struct queue_spool_batch_item *items,
-                              size_t n)
+static void append_to_segment(const char *data_dir, struct queue_spool_batch_item *items, size_t n)
 {
     struct queue_segment_piece stack_pieces[64];
     struct queue_segment_piece *pieces =
@@ -345,11 +346,12 @@ void queue_spool_batch_commit_rows(sqlite3 *db, const struct queue_batch_deliver
             continue;
         spool_err[0] = '\0';
         if (!tx || dir_db_exec(db, "SAVEPOINT msg") != SQLITE_OK ||
-            insert_rows_tx(db, it->file, it->blob_id, it->segment, it->env, &it->message_id) <
-                0) {
+            insert_rows_tx(db, it->file, it->blob_id, it->segment, it->env, &it->message_id) < 0) {
             it->result = QUEUE_COMMIT_DB_FAILED;
             snprintf(it->err, sizeof(it->err), "%s",
-                     !db ? "no database" : spool_err[0] ? spool_err : sqlite3_errmsg(db));
+                     !db            ? "no database"
+                     : spool_err[0] ? spool_err
+                                    : sqlite3_errmsg(db));
             if (tx)
                 sqlite3_exec(db, "ROLLBACK TO msg; RELEASE msg", NULL, NULL, NULL);
             continue;
@@ -383,8 +385,8 @@ void queue_spool_commit_batch(sqlite3 *db, const char *data_dir,
 
 enum queue_commit_result queue_spool_commit(sqlite3 *db, const char *data_dir,
                                             struct queue_spool_file *f,
-                                            const struct queue_envelope *env,
-                                            int64_t *message_id_r, const char **err_r)
+                                            const struct queue_envelope *env, int64_t *message_id_r,
+                                            const char **err_r)
 {
     char blob_path[PATH_MAX];
     if (make_durable(data_dir, f, blob_path, err_r) < 0) {

@@ -44,8 +44,9 @@ int store_folder_get(sqlite3 *db, int64_t account_id, const char *name, struct s
 {
     sqlite3_stmt *st = NULL;
     if (dir_db_prepare(db,
-                           "SELECT id, name, uidvalidity, uidnext, highest_modseq FROM folder"
-                           " WHERE account_id = ?1 AND name = ?2", &st) != SQLITE_OK)
+                       "SELECT id, name, uidvalidity, uidnext, highest_modseq FROM folder"
+                       " WHERE account_id = ?1 AND name = ?2",
+                       &st) != SQLITE_OK)
         return db_fail(db, "folder lookup", err_r);
     sqlite3_bind_int64(st, 1, account_id);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
@@ -77,10 +78,12 @@ int store_folder_ensure(sqlite3 *db, int64_t account_id, const char *name, int64
     if (r == 0) {
         /* ON CONFLICT: another process may create the same folder at the same time. */
         sqlite3_stmt *st = NULL;
-        if (dir_db_prepare(db,
+        if (dir_db_prepare(
+                db,
                 "INSERT INTO folder (account_id, name, uidvalidity, uidnext, highest_modseq)"
                 " VALUES (?1, ?2, MAX(?3, COALESCE((SELECT MAX(uidvalidity) FROM folder), 0) + 1),"
-                " 1, 1) ON CONFLICT (account_id, name) DO NOTHING", &st) != SQLITE_OK)
+                " 1, 1) ON CONFLICT (account_id, name) DO NOTHING",
+                &st) != SQLITE_OK)
             return db_fail(db, "folder create", err_r);
         sqlite3_bind_int64(st, 1, account_id);
         sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
@@ -143,9 +146,10 @@ int store_append(sqlite3 *db, int64_t folder_id, const char *blob_id, uint64_t b
 
     sqlite3_stmt *st = NULL;
     if (dir_db_prepare(db,
-                           "UPDATE folder SET uidnext = uidnext + 1,"
-                           " highest_modseq = highest_modseq + 1"
-                           " WHERE id = ?1 RETURNING uidnext - 1, highest_modseq", &st) != SQLITE_OK)
+                       "UPDATE folder SET uidnext = uidnext + 1,"
+                       " highest_modseq = highest_modseq + 1"
+                       " WHERE id = ?1 RETURNING uidnext - 1, highest_modseq",
+                       &st) != SQLITE_OK)
         return db_fail(db, "store append", err_r);
     sqlite3_bind_int64(st, 1, folder_id);
     int rc = sqlite3_step(st);
@@ -171,9 +175,10 @@ int store_append(sqlite3 *db, int64_t folder_id, const char *blob_id, uint64_t b
     }
 
     if (dir_db_prepare(db,
-                           "INSERT INTO mail (folder_id, uid, blob_id, size, internal_date, flags,"
-                           " modseq, return_path, delivered_to)"
-                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st) != SQLITE_OK)
+                       "INSERT INTO mail (folder_id, uid, blob_id, size, internal_date, flags,"
+                       " modseq, return_path, delivered_to)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                       &st) != SQLITE_OK)
         return db_fail(db, "store append", err_r);
     sqlite3_bind_int64(st, 1, folder_id);
     sqlite3_bind_int64(st, 2, uid);
