@@ -173,6 +173,21 @@ int queue_blob_release(sqlite3 *db, const char *blob_id, bool *unlink_r)
     return 0;
 }
 
+/* 1 when a blob row names the segment, 0 when none, -1 on a database error. */
+static int segment_in_use(sqlite3 *db, uint32_t seg)
+{
+    sqlite3_stmt *st = NULL;
+    int r = -1;
+    if (dir_db_prepare(db, "SELECT EXISTS (SELECT 1 FROM blob WHERE segment = ?1)", &st) ==
+        SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, seg);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            r = sqlite3_column_int(st, 0) != 0;
+    }
+    dir_db_finish(st);
+    return r;
+}
+
 void queue_blob_remove(sqlite3 *db, const char *data_dir, const char *blob_id)
 {
     uint32_t seg;
@@ -188,16 +203,7 @@ void queue_blob_remove(sqlite3 *db, const char *data_dir, const char *blob_id)
     /* The active segment still grows; an older one goes with its last blob. */
     if (!db || seg == queue_segment_active())
         return;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT EXISTS (SELECT 1 FROM blob WHERE segment = ?1)", -1, &st,
-                           NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
-        return;
-    }
-    sqlite3_bind_int64(st, 1, seg);
-    bool used = sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0;
-    sqlite3_finalize(st);
-    if (used)
+    if (segment_in_use(db, seg) != 0) /* in use, or unknown: keep it */
         return;
     queue_segment_path(data_dir, seg, path);
     if (remove(path) == 0)
@@ -380,12 +386,6 @@ static int recover_segments(struct recover *rc)
     DIR *d = opendir(dir);
     if (!d)
         return errno == ENOENT ? 0 : -1;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(rc->db, "SELECT EXISTS (SELECT 1 FROM blob WHERE segment = ?1)", -1, &st,
-                           NULL) != SQLITE_OK) {
-        closedir(d);
-        return db_fail(rc->db, "queue recovery", NULL);
-    }
     int ret = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -393,13 +393,12 @@ static int recover_segments(struct recover *rc)
         unsigned long long v = strtoull(e->d_name, &end, 16);
         if (e->d_name[0] == '.' || !end || *end || v == 0 || v > UINT32_MAX)
             continue;
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)v);
-        if (sqlite3_step(st) != SQLITE_ROW) {
+        int used = segment_in_use(rc->db, (uint32_t)v);
+        if (used < 0) {
             ret = db_fail(rc->db, "queue recovery", NULL);
             break;
         }
-        if (sqlite3_column_int(st, 0))
+        if (used)
             continue;
         char path[PATH_MAX];
         queue_segment_path(rc->data_dir, (uint32_t)v, path);
@@ -409,7 +408,6 @@ static int recover_segments(struct recover *rc)
             rc->removed++;
         }
     }
-    sqlite3_finalize(st);
     closedir(d);
     return ret;
 }

@@ -167,6 +167,16 @@ static bool space_is_low(unsigned long long free_bytes, unsigned max_kb)
     return free_bytes < kb * 1024ULL * 3 / 2;
 }
 
+/* Free bytes of the data directory's filesystem (worker thread: statvfs). */
+static bool data_dir_free(const char *data_dir, unsigned long long *free_r)
+{
+    struct statvfs sv;
+    if (statvfs(data_dir, &sv) != 0)
+        return false;
+    *free_r = (unsigned long long)sv.f_bavail * sv.f_frsize;
+    return true;
+}
+
 static void smtp_mail_work(void *arg)
 {
     struct smtp_mail_job *j = arg;
@@ -175,9 +185,9 @@ static void smtp_mail_work(void *arg)
     j->result = d ? policy_max_message_kb(d, j->sender, j->global_kb, &j->max_kb) : DIR_TEMPFAIL;
     if (d && j->revalidate)
         j->still_valid = policy_auth_still_valid(d, j->account, j->hash);
-    struct statvfs sv;
-    if (statvfs(j->data_dir, &sv) == 0)
-        j->low_space = space_is_low((unsigned long long)sv.f_bavail * sv.f_frsize, j->max_kb);
+    unsigned long long free_bytes;
+    if (data_dir_free(j->data_dir, &free_bytes))
+        j->low_space = space_is_low(free_bytes, j->max_kb);
 }
 
 /* The free space of the data directory, refreshed by a worker at most once a second, so MAIL
@@ -197,9 +207,7 @@ struct spool_space_job {
 static void spool_space_work(void *arg)
 {
     struct spool_space_job *j = arg;
-    struct statvfs sv;
-    j->ok = statvfs(j->data_dir, &sv) == 0;
-    j->free_bytes = j->ok ? (unsigned long long)sv.f_bavail * sv.f_frsize : 0;
+    j->ok = data_dir_free(j->data_dir, &j->free_bytes);
 }
 
 static void spool_space_done(void *arg)
@@ -230,37 +238,35 @@ static bool spool_space_get(struct server *srv, unsigned long long *free_r)
 
 static void smtp_mail_reply(struct smtp_session *s, struct smtp_mail_job *j)
 {
-    {
-        struct smtp_mail_args *ma = (struct smtp_mail_args *)(j + 1);
-        bool lookup_failed = j->result == DIR_TEMPFAIL || j->result == DIR_PERMFAIL ||
-                             (j->revalidate && (j->still_valid == DIR_TEMPFAIL ||
-                                                j->still_valid == DIR_PERMFAIL));
-        if (lookup_failed) {
-            smtp_reply(s, R_TEMP_LOOKUP, NULL);
-        } else if (j->revalidate && j->still_valid != DIR_OK) {
-            log_sess(s->id, "credentials of %s changed since AUTH; authentication dropped",
-                     s->auth_user);
-            s->authenticated = false;
-            s->auth_user[0] = '\0';
-            s->auth_hash[0] = '\0';
-            smtp_reply(s, R_REAUTH, NULL);
-        } else if (j->low_space) {
-            smtp_reply(s, R_STORAGE_LOW, NULL);
-        } else if (ma->size_given && j->max_kb && ma->size / 1024 > j->max_kb) {
-            char text[200];
-            snprintf(text, sizeof(text),
-                     "Message size exceeds fixed maximum message size. Size: %llu KB, Max size: "
-                     "%u KB",
-                     (unsigned long long)(ma->size / 1024), j->max_kb);
-            smtp_reply(s, R_SIZE_EXCEEDED, text);
-        } else {
-            snprintf(s->sender, sizeof(s->sender), "%s", j->sender);
-            s->max_kb = j->max_kb;
-            s->mail_count++;
-            log_sess(s->id, "MAIL FROM:<%s>", s->sender);
-            smtp_state_set(s, SMTP_STATE_MAIL);
-            smtp_reply(s, R_250_OK, NULL);
-        }
+    struct smtp_mail_args *ma = (struct smtp_mail_args *)(j + 1);
+    bool lookup_failed = j->result == DIR_TEMPFAIL || j->result == DIR_PERMFAIL ||
+                         (j->revalidate && (j->still_valid == DIR_TEMPFAIL ||
+                                            j->still_valid == DIR_PERMFAIL));
+    if (lookup_failed) {
+        smtp_reply(s, R_TEMP_LOOKUP, NULL);
+    } else if (j->revalidate && j->still_valid != DIR_OK) {
+        log_sess(s->id, "credentials of %s changed since AUTH; authentication dropped",
+                 s->auth_user);
+        s->authenticated = false;
+        s->auth_user[0] = '\0';
+        s->auth_hash[0] = '\0';
+        smtp_reply(s, R_REAUTH, NULL);
+    } else if (j->low_space) {
+        smtp_reply(s, R_STORAGE_LOW, NULL);
+    } else if (ma->size_given && j->max_kb && ma->size / 1024 > j->max_kb) {
+        char text[200];
+        snprintf(text, sizeof(text),
+                 "Message size exceeds fixed maximum message size. Size: %llu KB, Max size: "
+                 "%u KB",
+                 (unsigned long long)(ma->size / 1024), j->max_kb);
+        smtp_reply(s, R_SIZE_EXCEEDED, text);
+    } else {
+        snprintf(s->sender, sizeof(s->sender), "%s", j->sender);
+        s->max_kb = j->max_kb;
+        s->mail_count++;
+        log_sess(s->id, "MAIL FROM:<%s>", s->sender);
+        smtp_state_set(s, SMTP_STATE_MAIL);
+        smtp_reply(s, R_250_OK, NULL);
     }
 }
 
@@ -375,22 +381,20 @@ static void smtp_rcpt_add(struct smtp_session *s, const struct policy_recipient 
 
 static void smtp_rcpt_reply(struct smtp_session *s, struct smtp_rcpt_job *j)
 {
-    {
-        if (j->res.verdict == POLICY_ACCEPT) {
-            for (size_t i = 0; i < j->res.recipients_count; i++)
-                smtp_rcpt_add(s, &j->res.recipients[i]);
-            if (s->rcpt_commands++ == 0)
-                snprintf(s->first_rcpt, sizeof(s->first_rcpt), "%s", j->rcpt);
-            log_sess(s->id, "RCPT TO:<%s>", j->rcpt);
-            smtp_state_set(s, SMTP_STATE_RCPT);
-            smtp_reply(s, R_250_OK, NULL);
-        } else {
-            if (j->res.verdict == POLICY_TEMPFAIL)
-                log_warn("policy: directory %s while resolving <%s> (sender <%s>): answering 451",
-                         dir_result_name(j->res.fail), j->rcpt, j->sender);
-            log_sess(s->id, "RCPT TO:<%s> rejected", j->rcpt);
-            smtp_reply(s, j->res.reply, NULL);
-        }
+    if (j->res.verdict == POLICY_ACCEPT) {
+        for (size_t i = 0; i < j->res.recipients_count; i++)
+            smtp_rcpt_add(s, &j->res.recipients[i]);
+        if (s->rcpt_commands++ == 0)
+            snprintf(s->first_rcpt, sizeof(s->first_rcpt), "%s", j->rcpt);
+        log_sess(s->id, "RCPT TO:<%s>", j->rcpt);
+        smtp_state_set(s, SMTP_STATE_RCPT);
+        smtp_reply(s, R_250_OK, NULL);
+    } else {
+        if (j->res.verdict == POLICY_TEMPFAIL)
+            log_warn("policy: directory %s while resolving <%s> (sender <%s>): answering 451",
+                     dir_result_name(j->res.fail), j->rcpt, j->sender);
+        log_sess(s->id, "RCPT TO:<%s> rejected", j->rcpt);
+        smtp_reply(s, j->res.reply, NULL);
     }
 }
 
